@@ -1,0 +1,44 @@
+//! The Group API's rules that need no storage: what a group is and which names are valid.
+//!
+//! Validation lives here and only here, so the dispatcher and the storage agree by construction
+//! on what `createGroup` and `updateGroup` accept (SPEC §4).
+
+/// Longest name, in Unicode scalar values.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest external id, in Unicode scalar values.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+
+/// A stored group. Ids start at 1; 0 never names a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+    pub external_id: String,
+}
+
+/// A name is 1 to 100 characters and not only whitespace. It is otherwise kept verbatim: no
+/// trimming, no case folding, no normalisation.
+pub fn name_is_valid(name: &str) -> bool {
+    !name.chars().all(char::is_whitespace) && name.chars().count() <= MAX_NAME_CHARS
+}
+
+pub fn external_id_is_valid(external_id: &str) -> bool {
+    external_id.chars().count() <= MAX_EXTERNAL_ID_CHARS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_spec_section_4() {
+        assert!(name_is_valid("Ops"));
+        assert!(name_is_valid(" Ops "));
+        assert!(!name_is_valid(""));
+        assert!(!name_is_valid(" \t\u{3000}"));
+        assert!(name_is_valid(&"é".repeat(100)));
+        assert!(!name_is_valid(&"é".repeat(101)));
+        assert!(external_id_is_valid(&"x".repeat(255)));
+        assert!(!external_id_is_valid(&"x".repeat(256)));
+    }
+}

@@ -1,0 +1,321 @@
+//! Durable storage of groups in redb. No redb type leaves this module.
+//!
+//! Tables:
+//! - `groups`: id → (name, external_id). The source of truth.
+//! - `names`: name → id. Enforces unique names inside the write transaction and gives
+//!   `getAllGroups` its order (redb orders `&str` keys by their UTF-8 bytes).
+//! - `meta`: `schema_version`, and `next_id`, the id counter: persisted and only ever increased,
+//!   so ids are never reused, across restarts too.
+//!
+//! Reads open their own MVCC snapshot and never wait for a write. Writes go to one writer thread
+//! that commits whatever has queued up in one transaction (group commit: one fsync for many
+//! calls) and answers each caller only after that commit is durable. One failing call (a taken
+//! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use tokio::sync::oneshot;
+
+use crate::group::Group;
+
+const GROUPS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
+const NAMES: TableDefinition<&str, u64> = TableDefinition::new("names");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA_VERSION_KEY: &str = "schema_version";
+const NEXT_ID_KEY: &str = "next_id";
+
+/// The layout described above. Bump it, and teach [`Store::open`] to migrate, when it changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Calls folded into one commit at most, so one commit's latency stays bounded.
+const MAX_CALLS_PER_COMMIT: usize = 4096;
+
+/// Why a database could not be opened. Each is fatal at start-up (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("database {0} is in use by another process")]
+    Locked(PathBuf),
+    #[error(
+        "database {path} has schema version {found}; this groupd reads version {SCHEMA_VERSION}"
+    )]
+    Schema { path: PathBuf, found: u64 },
+    #[error("cannot open database {path}: {source}")]
+    Unreadable { path: PathBuf, source: redb::Error },
+}
+
+/// A failed read or write. Its details are for the log; clients only learn "Internal error".
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Redb(Arc<redb::Error>),
+    #[error("the storage writer has stopped")]
+    WriterGone,
+}
+
+impl<E: Into<redb::Error>> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        StoreError::Redb(Arc::new(e.into()))
+    }
+}
+
+/// A change to the groups, already validated by the Group API rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Create {
+        name: String,
+        external_id: String,
+    },
+    /// `None` leaves a field unchanged.
+    Update {
+        id: u64,
+        name: Option<String>,
+        external_id: Option<String>,
+    },
+    Remove {
+        id: u64,
+    },
+}
+
+/// What one [`WriteOp`] did once its commit is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created(u64),
+    Applied,
+    /// Nothing changed: no such group, or the name is taken.
+    Refused,
+}
+
+type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>;
+
+struct Job {
+    ops: Vec<WriteOp>,
+    reply: Reply,
+}
+
+/// The open database: shared by every connection.
+pub struct Store {
+    db: Arc<Database>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, checks its schema version and starts the writer.
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let unreadable = |e: redb::Error| match e {
+            redb::Error::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
+            source => OpenError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            },
+        };
+        let db = Database::create(path).map_err(|e| unreadable(e.into()))?;
+        match initialise(&db).map_err(unreadable)? {
+            SCHEMA_VERSION => {}
+            found => {
+                return Err(OpenError::Schema {
+                    path: path.to_path_buf(),
+                    found,
+                });
+            }
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("groupd-writer".into())
+            .spawn(move || write_loop(&writer_db, &rx))
+            .map_err(|e| unreadable(redb::Error::Io(e)))?;
+        Ok(Store {
+            db,
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<Group>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let groups = txn.open_table(GROUPS)?;
+        Ok(groups.get(&id)?.map(|row| {
+            let (name, external_id) = row.value();
+            Group {
+                id,
+                name: name.to_owned(),
+                external_id: external_id.to_owned(),
+            }
+        }))
+    }
+
+    /// Every group, in name order.
+    pub fn all(&self) -> Result<Vec<Group>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let names = txn.open_table(NAMES)?;
+        let groups = txn.open_table(GROUPS)?;
+        let mut all = Vec::with_capacity(usize::try_from(names.len()?).unwrap_or(0));
+        for entry in names.iter()? {
+            let (name, id) = entry?;
+            let id = id.value();
+            if let Some(row) = groups.get(&id)? {
+                let (_, external_id) = row.value();
+                let name = name.value().to_owned();
+                all.push(Group {
+                    id,
+                    name,
+                    external_id: external_id.to_owned(),
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Applies `ops` in order, in one commit shared with whatever else is queued, and returns
+    /// once that commit is durable.
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sent = match self.jobs.lock() {
+            Ok(jobs) => jobs
+                .as_ref()
+                .is_some_and(|tx| tx.send(Job { ops, reply }).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(StoreError::WriterGone);
+        }
+        answer.await.unwrap_or(Err(StoreError::WriterGone))
+    }
+
+    /// Stops the writer after the queued writes are committed. Later writes fail.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!("the storage writer panicked");
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Creates missing tables and meta records; returns the schema version found.
+fn initialise(db: &Database) -> Result<u64, redb::Error> {
+    let txn = db.begin_write()?;
+    let version = {
+        txn.open_table(GROUPS)?;
+        txn.open_table(NAMES)?;
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
+        if found.is_none() {
+            meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+        }
+        if meta.get(NEXT_ID_KEY)?.is_none() {
+            meta.insert(NEXT_ID_KEY, 1)?;
+        }
+        found.unwrap_or(SCHEMA_VERSION)
+    };
+    txn.commit()?;
+    Ok(version)
+}
+
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut calls = batch[0].ops.len();
+        while calls < MAX_CALLS_PER_COMMIT {
+            let Ok(job) = jobs.try_recv() else { break };
+            calls += job.ops.len();
+            batch.push(job);
+        }
+        match commit(db, &batch) {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, calls, "commit failed");
+                let e = StoreError::from(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Applies every job's ops in order in one durable transaction.
+fn commit(db: &Database, batch: &[Job]) -> Result<Vec<Vec<WriteOutcome>>, redb::Error> {
+    let txn = db.begin_write()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut out = Vec::with_capacity(job.ops.len());
+        for op in &job.ops {
+            out.push(apply(&txn, op)?);
+        }
+        outcomes.push(out);
+    }
+    txn.commit()?;
+    Ok(outcomes)
+}
+
+fn apply(txn: &WriteTransaction, op: &WriteOp) -> Result<WriteOutcome, redb::Error> {
+    let mut groups = txn.open_table(GROUPS)?;
+    let mut names = txn.open_table(NAMES)?;
+    match op {
+        WriteOp::Create { name, external_id } => {
+            if names.get(name.as_str())?.is_some() {
+                return Ok(WriteOutcome::Refused);
+            }
+            let mut meta = txn.open_table(META)?;
+            let id = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
+            meta.insert(NEXT_ID_KEY, id + 1)?;
+            groups.insert(id, (name.as_str(), external_id.as_str()))?;
+            names.insert(name.as_str(), id)?;
+            Ok(WriteOutcome::Created(id))
+        }
+        WriteOp::Update {
+            id,
+            name,
+            external_id,
+        } => {
+            let Some((old_name, old_external_id)) = groups
+                .get(id)?
+                .map(|r| (r.value().0.to_owned(), r.value().1.to_owned()))
+            else {
+                return Ok(WriteOutcome::Refused);
+            };
+            let new_name = name.as_deref().unwrap_or(&old_name);
+            if new_name != old_name {
+                if names.get(new_name)?.is_some() {
+                    return Ok(WriteOutcome::Refused);
+                }
+                names.remove(old_name.as_str())?;
+                names.insert(new_name, *id)?;
+            }
+            let new_external_id = external_id.as_deref().unwrap_or(&old_external_id);
+            groups.insert(id, (new_name, new_external_id))?;
+            Ok(WriteOutcome::Applied)
+        }
+        WriteOp::Remove { id } => {
+            let Some(old_name) = groups.remove(id)?.map(|r| r.value().0.to_owned()) else {
+                return Ok(WriteOutcome::Refused);
+            };
+            names.remove(old_name.as_str())?;
+            Ok(WriteOutcome::Applied)
+        }
+    }
+}
