@@ -16,10 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Frame, LineCodec};
 use crate::dispatch::Service;
-use crate::jsonrpc::{self, RpcError};
 
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Requests taken from the read buffer at once. Bounds the work (and the answers) one
+/// conversation holds in memory between two writes.
+const MAX_PIPELINED: usize = 256;
 
 /// How a conversation ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,18 +51,24 @@ where
     let mut frames = FramedRead::with_capacity(reader, codec, READ_BUFFER_BYTES);
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     let mut out = Vec::new();
+    let mut waiting: Vec<Frame> = Vec::new();
     let end = loop {
-        let next = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break End::Shutdown,
-            next = within(idle, frames.next()) => next,
-        };
-        let frame = match next {
-            None => break End::Idle,
-            Some(None) => break End::Eof,
-            Some(Some(frame)) => frame?,
-        };
-        answer(service, frame, &mut out).await;
+        if waiting.is_empty() {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break End::Shutdown,
+                next = within(idle, frames.next()) => next,
+            };
+            match next {
+                None => break End::Idle,
+                Some(None) => break End::Eof,
+                Some(Some(frame)) => waiting.push(frame?),
+            }
+            take_ready(&mut frames, &mut waiting);
+        }
+        out.clear();
+        let done = service.handle_frames(&waiting, &mut out).await;
+        waiting.drain(..done);
         if within(idle, writer.write_all(&out))
             .await
             .transpose()?
@@ -67,49 +76,35 @@ where
         {
             break End::Idle;
         }
-        if !frames.decoder().has_complete_line(frames.read_buffer()) {
+        if waiting.is_empty() && !frames.decoder().has_complete_line(frames.read_buffer()) {
             writer.flush().await?;
         }
     };
     if end == End::Shutdown {
-        drain(&mut frames, service, &mut writer, &mut out).await?;
+        take_ready(&mut frames, &mut waiting);
+        while !waiting.is_empty() {
+            out.clear();
+            let done = service.handle_frames(&waiting, &mut out).await;
+            waiting.drain(..done);
+            writer.write_all(&out).await?;
+        }
     }
     writer.flush().await?;
     let _ = writer.shutdown().await;
     Ok(end)
 }
 
-/// On shutdown, answers the complete requests already in our read buffer, and no more.
-async fn drain<R, W>(
+/// Moves the complete requests already in the read buffer (up to [`MAX_PIPELINED`]) to `waiting`
+/// without reading more from the peer, so they can be handled, and committed, together.
+fn take_ready<R: AsyncRead + Unpin>(
     frames: &mut FramedRead<R, LineCodec>,
-    service: &Service,
-    writer: &mut W,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let waiting = frames.read_buffer().iter().filter(|&&b| b == b'\n').count();
-    for _ in 0..waiting {
-        let Some(Some(Ok(frame))) = frames.next().now_or_never() else {
-            break;
-        };
-        answer(service, frame, out).await;
-        writer.write_all(out).await?;
-    }
-    Ok(())
-}
-
-async fn answer(service: &Service, frame: Frame, out: &mut Vec<u8>) {
-    out.clear();
-    match frame {
-        Frame::Line(line) => service.handle_line(&line, out).await,
-        Frame::Oversized => {
-            let limit = service.limits().max_line_bytes;
-            let why = format!("request line exceeds the limit of {limit} bytes");
-            jsonrpc::write_error(out, None, &RpcError::InvalidRequest(Some(why)));
-            out.push(b'\n');
+    waiting: &mut Vec<Frame>,
+) {
+    while waiting.len() < MAX_PIPELINED && frames.decoder().has_complete_line(frames.read_buffer())
+    {
+        match frames.next().now_or_never() {
+            Some(Some(Ok(frame))) => waiting.push(frame),
+            _ => break,
         }
     }
 }

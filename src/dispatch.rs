@@ -5,7 +5,10 @@
 //! and so does anything that describes the API. Storage failures become `-32603` here, once,
 //! after their details are logged.
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
+
+use crate::codec::Frame;
 
 use crate::group::{self, Group};
 use crate::jsonrpc::{self, Message, Params, Request, RpcError};
@@ -124,6 +127,41 @@ pub struct Service {
     limits: Limits,
 }
 
+/// Where a request's answer goes.
+#[derive(Debug, Clone, Copy)]
+enum ReplyTo<'a> {
+    Id(&'a RawValue),
+    /// An envelope error: answered with `"id":null`.
+    Null,
+    /// A notification: run, never answered.
+    Nobody,
+}
+
+/// How far one request has got.
+#[derive(Debug)]
+enum State {
+    Done(Result<Outcome, RpcError>),
+    Read(Call),
+    Write(WriteOp),
+}
+
+#[derive(Debug)]
+struct Step<'a> {
+    reply_to: ReplyTo<'a>,
+    state: State,
+}
+
+/// One line's requests: a single request (or a line-level error), or a batch.
+#[derive(Debug)]
+struct Planned<'a> {
+    batch: bool,
+    steps: Vec<Step<'a>>,
+}
+
+/// Once this many answer bytes are waiting, [`Service::handle_frames`] returns at the next line
+/// boundary, so pipelined reads of large results do not pile up in memory.
+const ANSWER_BYTES_SOFT_LIMIT: usize = 256 * 1024;
+
 impl Service {
     pub fn new(store: Store, limits: Limits) -> Self {
         Service { store, limits }
@@ -139,77 +177,196 @@ impl Service {
 
     /// Runs one request line and appends its answer line (with `\n`), if it has one, to `out`.
     pub async fn handle_line(&self, line: &[u8], out: &mut Vec<u8>) {
-        let start = out.len();
-        match jsonrpc::parse_line(line, self.limits.max_batch) {
-            Message::Rejected(err) => jsonrpc::write_error(out, None, &err),
-            Message::Single(request) => self.answer(request, out).await,
-            Message::Batch(entries) => {
-                out.push(b'[');
-                let mut answered = false;
-                for entry in entries {
-                    let mark = out.len();
-                    if answered {
-                        out.push(b',');
+        let frame = [Frame::Line(Bytes::copy_from_slice(line))];
+        self.handle_frames(&frame, out).await;
+    }
+
+    /// Runs the requests of `frames` in order and appends their answer lines to `out`. Returns
+    /// how many frames it consumed (at least one, unless `frames` is empty): it may stop early,
+    /// at a line boundary, once enough answer bytes are waiting.
+    ///
+    /// Consecutive writes, within a batch and across lines, go to storage as one job, so they
+    /// share one durable commit; a read waits for the writes before it, so it sees them.
+    pub async fn handle_frames(&self, frames: &[Frame], out: &mut Vec<u8>) -> usize {
+        let mut lines: Vec<Planned> = Vec::with_capacity(frames.len());
+        let (mut queued, mut ops) = (Vec::new(), Vec::new());
+        let mut answered = 0;
+        for (line, frame) in frames.iter().enumerate() {
+            lines.push(self.plan(frame));
+            for step in 0..lines[line].steps.len() {
+                let state = &mut lines[line].steps[step].state;
+                match std::mem::replace(state, State::Done(Err(RpcError::Internal))) {
+                    State::Write(op) => {
+                        ops.push(op);
+                        queued.push((line, step));
                     }
-                    let body = out.len();
-                    self.answer(entry, out).await;
-                    if out.len() == body {
-                        out.truncate(mark);
-                    } else {
-                        answered = true;
+                    State::Read(call) => {
+                        self.commit(&mut lines, &mut queued, &mut ops).await;
+                        lines[line].steps[step].state = State::Done(self.read(call));
                     }
+                    done @ State::Done(_) => *state = done,
                 }
-                if answered {
-                    out.push(b']');
-                } else {
-                    out.truncate(start);
+            }
+            if queued.is_empty() {
+                lines[answered..].iter().for_each(|l| write_line(out, l));
+                answered = line + 1;
+                if out.len() >= ANSWER_BYTES_SOFT_LIMIT {
+                    return answered;
                 }
             }
         }
-        if out.len() > start {
-            out.push(b'\n');
-        }
+        self.commit(&mut lines, &mut queued, &mut ops).await;
+        lines[answered..].iter().for_each(|l| write_line(out, l));
+        frames.len()
     }
 
-    /// Appends the response to one request (nothing for a notification).
-    async fn answer(&self, request: Result<Request<'_>, RpcError>, out: &mut Vec<u8>) {
-        let request = match request {
-            Ok(r) => r,
-            Err(err) => return jsonrpc::write_error(out, None, &err),
+    /// Turns one frame into its requests, each either answered already or ready to run.
+    fn plan<'a>(&self, frame: &'a Frame) -> Planned<'a> {
+        let rejected = |err| Planned {
+            batch: false,
+            steps: vec![Step {
+                reply_to: ReplyTo::Null,
+                state: State::Done(Err(err)),
+            }],
         };
-        let outcome = self.call(&request).await;
-        let Some(id) = request.id else { return };
-        match outcome {
-            Ok(outcome) => jsonrpc::write_result(out, id, |out| write_outcome(out, &outcome)),
-            Err(err) => jsonrpc::write_error(out, Some(id), &err),
+        let line = match frame {
+            Frame::Line(line) => line,
+            Frame::Oversized => {
+                let limit = self.limits.max_line_bytes;
+                return rejected(RpcError::InvalidRequest(Some(format!(
+                    "request line exceeds the limit of {limit} bytes"
+                ))));
+            }
+        };
+        match jsonrpc::parse_line(line, self.limits.max_batch) {
+            Message::Rejected(err) => rejected(err),
+            Message::Single(request) => Planned {
+                batch: false,
+                steps: vec![plan_request(request)],
+            },
+            Message::Batch(entries) => Planned {
+                batch: true,
+                steps: entries.into_iter().map(plan_request).collect(),
+            },
         }
     }
 
-    /// Runs one request's procedure.
-    pub async fn call(&self, request: &Request<'_>) -> Result<Outcome, RpcError> {
-        let method = METHODS
-            .iter()
-            .find(|m| m.name == request.method)
-            .ok_or(RpcError::MethodNotFound)?;
-        let args = bind(method, request.params)?;
-        match prepare(method.procedure, &args)? {
-            Call::Refuse => Ok(Outcome::Bool(false)),
+    fn read(&self, call: Call) -> Result<Outcome, RpcError> {
+        match call {
             Call::Get(id) => Ok(self
                 .store
                 .get(id)
                 .map_err(internal)?
                 .map_or(Outcome::Bool(false), Outcome::Group)),
             Call::GetAll => Ok(Outcome::Groups(self.store.all().map_err(internal)?)),
-            Call::Write(op) => {
-                let outcomes = self.store.write(vec![op]).await.map_err(internal)?;
-                Ok(match outcomes.first() {
+            Call::Refuse | Call::Write(_) => Ok(Outcome::Bool(false)),
+        }
+    }
+
+    /// Sends the queued writes to storage as one job and records each one's outcome.
+    async fn commit(
+        &self,
+        lines: &mut [Planned<'_>],
+        queued: &mut Vec<(usize, usize)>,
+        ops: &mut Vec<WriteOp>,
+    ) {
+        if ops.is_empty() {
+            return;
+        }
+        let result = self
+            .store
+            .write(std::mem::take(ops))
+            .await
+            .map_err(internal);
+        for (i, (line, step)) in queued.drain(..).enumerate() {
+            let outcome = match &result {
+                Ok(outcomes) => Ok(match outcomes.get(i) {
                     Some(WriteOutcome::Created(id)) => Outcome::Id(*id),
                     Some(WriteOutcome::Applied) => Outcome::Bool(true),
                     Some(WriteOutcome::Refused) | None => Outcome::Bool(false),
-                })
-            }
+                }),
+                Err(err) => Err(err.clone()),
+            };
+            lines[line].steps[step].state = State::Done(outcome);
         }
     }
+}
+
+/// Binds and types one request's parameters; what is left to do needs storage.
+fn plan_request(request: Result<Request<'_>, RpcError>) -> Step<'_> {
+    let request = match request {
+        Ok(r) => r,
+        Err(err) => {
+            return Step {
+                reply_to: ReplyTo::Null,
+                state: State::Done(Err(err)),
+            };
+        }
+    };
+    let reply_to = request.id.map_or(ReplyTo::Nobody, ReplyTo::Id);
+    let state = match prepare_request(&request) {
+        Ok(Call::Refuse) => State::Done(Ok(Outcome::Bool(false))),
+        Ok(Call::Write(op)) => State::Write(op),
+        Ok(read) => State::Read(read),
+        Err(err) => State::Done(Err(err)),
+    };
+    Step { reply_to, state }
+}
+
+fn prepare_request(request: &Request<'_>) -> Result<Call, RpcError> {
+    let method = METHODS
+        .iter()
+        .find(|m| m.name == request.method)
+        .ok_or(RpcError::MethodNotFound)?;
+    let args = bind(method, request.params)?;
+    prepare(method.procedure, &args)
+}
+
+/// Appends one line's answer line, if it has one.
+fn write_line(out: &mut Vec<u8>, line: &Planned<'_>) {
+    let start = out.len();
+    if line.batch {
+        out.push(b'[');
+    }
+    for step in &line.steps {
+        let mark = out.len();
+        if line.batch && mark > start + 1 {
+            out.push(b',');
+        }
+        if !write_step(out, step) {
+            out.truncate(mark);
+        }
+    }
+    if line.batch {
+        if out.len() == start + 1 {
+            out.truncate(start);
+        } else {
+            out.push(b']');
+        }
+    }
+    if out.len() > start {
+        out.push(b'\n');
+    }
+}
+
+/// Appends one request's answer; false for a notification.
+fn write_step(out: &mut Vec<u8>, step: &Step<'_>) -> bool {
+    let State::Done(outcome) = &step.state else {
+        return false;
+    };
+    let id = match step.reply_to {
+        ReplyTo::Nobody => return false,
+        ReplyTo::Null => None,
+        ReplyTo::Id(id) => Some(id),
+    };
+    match (outcome, id) {
+        (Ok(outcome), Some(id)) => {
+            jsonrpc::write_result(out, id, |out| write_outcome(out, outcome))
+        }
+        (Ok(_), None) => return false,
+        (Err(err), id) => jsonrpc::write_error(out, id, err),
+    }
+    true
 }
 
 /// The one place a storage failure becomes a wire error: the details are logged, not sent.
