@@ -94,14 +94,14 @@ where
     Ok(end)
 }
 
-/// Moves the complete requests already in the read buffer (up to [`MAX_PIPELINED`]) to `waiting`
-/// without reading more from the peer, so they can be handled, and committed, together.
+/// Moves the requests that are already here (in the read buffer, or readable from the peer
+/// without waiting) to `waiting`, up to [`MAX_PIPELINED`], so they can be handled, and their
+/// writes committed, together.
 fn take_ready<R: AsyncRead + Unpin>(
     frames: &mut FramedRead<R, LineCodec>,
     waiting: &mut Vec<Frame>,
 ) {
-    while waiting.len() < MAX_PIPELINED && frames.decoder().has_complete_line(frames.read_buffer())
-    {
+    while waiting.len() < MAX_PIPELINED {
         match frames.next().now_or_never() {
             Some(Some(Ok(frame))) => waiting.push(frame),
             _ => break,

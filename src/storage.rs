@@ -7,19 +7,23 @@
 //! - `meta`: `schema_version`, and `next_id`, the id counter: persisted and only ever increased,
 //!   so ids are never reused, across restarts too.
 //!
-//! Reads open their own MVCC snapshot and never wait for a write. Writes go to one writer thread
+//! Reads use a shared MVCC snapshot (a redb read transaction with its tables open) that the
+//! writer replaces after every commit, before it answers: reads never wait for a write, skip the
+//! cost of opening a transaction and tables per call (half of a `getGroup`'s time in a profile),
+//! and still see every write acknowledged before them. Writes go to one writer thread
 //! that commits whatever has queued up in one transaction (group commit: one fsync for many
 //! calls) and answers each caller only after that commit is durable. One failing call (a taken
 //! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use tokio::sync::oneshot;
 
@@ -36,6 +40,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 /// Calls folded into one commit at most, so one commit's latency stays bounded.
 const MAX_CALLS_PER_COMMIT: usize = 4096;
+
+/// The longest a commit waits for more calls to join it; small next to an fsync.
+const GATHER_WAIT: Duration = Duration::from_micros(200);
 
 /// Why a database could not be opened. Each is fatal at start-up (exit status 1).
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +106,59 @@ struct Job {
     reply: Reply,
 }
 
+/// A committed state of the database, open for reading.
+struct Snapshot {
+    groups: ReadOnlyTable<u64, (&'static str, &'static str)>,
+    names: ReadOnlyTable<&'static str, u64>,
+}
+
+impl Snapshot {
+    fn open(db: &Database) -> Result<Snapshot, redb::Error> {
+        let txn = db.begin_read()?;
+        Ok(Snapshot {
+            groups: txn.open_table(GROUPS)?,
+            names: txn.open_table(NAMES)?,
+        })
+    }
+}
+
+/// What the store and its writer thread share.
+struct Shared {
+    /// The latest committed state; `None` after a failure to open it, when every read opens its
+    /// own (never a stale one: a read must see every write acknowledged before it). Declared
+    /// before `db` so that it is dropped first.
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    db: Database,
+}
+
+impl Shared {
+    fn snapshot(&self) -> Result<Arc<Snapshot>, redb::Error> {
+        if let Ok(guard) = self.snapshot.read()
+            && let Some(snapshot) = guard.as_ref()
+        {
+            return Ok(Arc::clone(snapshot));
+        }
+        Snapshot::open(&self.db).map(Arc::new)
+    }
+
+    /// Called by the writer after each commit, before anyone is told of it.
+    fn refresh(&self) {
+        let fresh = match Snapshot::open(&self.db) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a read snapshot; reads will open their own");
+                None
+            }
+        };
+        if let Ok(mut guard) = self.snapshot.write() {
+            *guard = fresh;
+        }
+    }
+}
+
 /// The open database: shared by every connection.
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -126,24 +183,27 @@ impl Store {
                 });
             }
         }
-        let db = Arc::new(db);
+        let shared = Arc::new(Shared {
+            snapshot: RwLock::new(None),
+            db,
+        });
+        shared.refresh();
         let (tx, rx) = mpsc::channel();
-        let writer_db = Arc::clone(&db);
+        let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("groupd-writer".into())
-            .spawn(move || write_loop(&writer_db, &rx))
+            .spawn(move || write_loop(&writer_shared, &rx))
             .map_err(|e| unreadable(redb::Error::Io(e)))?;
         Ok(Store {
-            db,
+            shared,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Group>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let groups = txn.open_table(GROUPS)?;
-        Ok(groups.get(&id)?.map(|row| {
+        let snapshot = self.shared.snapshot()?;
+        Ok(snapshot.groups.get(&id)?.map(|row| {
             let (name, external_id) = row.value();
             Group {
                 id,
@@ -155,14 +215,12 @@ impl Store {
 
     /// Every group, in name order.
     pub fn all(&self) -> Result<Vec<Group>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let names = txn.open_table(NAMES)?;
-        let groups = txn.open_table(GROUPS)?;
-        let mut all = Vec::with_capacity(usize::try_from(names.len()?).unwrap_or(0));
-        for entry in names.iter()? {
+        let snapshot = self.shared.snapshot()?;
+        let mut all = Vec::with_capacity(usize::try_from(snapshot.names.len()?).unwrap_or(0));
+        for entry in snapshot.names.iter()? {
             let (name, id) = entry?;
             let id = id.value();
-            if let Some(row) = groups.get(&id)? {
+            if let Some(row) = snapshot.groups.get(&id)? {
                 let (_, external_id) = row.value();
                 let name = name.value().to_owned();
                 all.push(Group {
@@ -231,16 +289,27 @@ fn initialise(db: &Database) -> Result<u64, redb::Error> {
     Ok(version)
 }
 
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
+fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
+    let mut last_jobs = 1;
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        let mut calls = batch[0].ops.len();
-        while calls < MAX_CALLS_PER_COMMIT {
-            let Ok(job) = jobs.try_recv() else { break };
-            calls += job.ops.len();
-            batch.push(job);
+        let started = Instant::now();
+        let (batch, calls) = gather(first, jobs, last_jobs);
+        last_jobs = batch.len();
+        let gathered = started.elapsed().as_micros();
+        let committed = commit(&shared.db, &batch);
+        let durable = started.elapsed().as_micros();
+        if committed.is_ok() {
+            shared.refresh();
         }
-        match commit(db, &batch) {
+        tracing::trace!(
+            jobs = batch.len(),
+            calls,
+            gathered,
+            durable,
+            refreshed = started.elapsed().as_micros(),
+            "commit"
+        );
+        match committed {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -257,65 +326,108 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
+/// Takes the jobs queued behind `first`. When the previous commit held more jobs than are here,
+/// their senders are most likely about to send again (they were just answered), so it waits up
+/// to [`GATHER_WAIT`] for as many: one commit for them all instead of two half-size ones.
+fn gather(first: Job, jobs: &mpsc::Receiver<Job>, last_jobs: usize) -> (Vec<Job>, usize) {
+    let mut calls = first.ops.len();
+    let mut batch = vec![first];
+    let deadline = Instant::now() + GATHER_WAIT;
+    while calls < MAX_CALLS_PER_COMMIT {
+        let next = match jobs.try_recv() {
+            Ok(job) => Ok(job),
+            Err(_) if batch.len() < last_jobs => jobs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| ()),
+            Err(_) => Err(()),
+        };
+        let Ok(job) = next else { break };
+        calls += job.ops.len();
+        batch.push(job);
+    }
+    (batch, calls)
+}
+
 /// Applies every job's ops in order in one durable transaction.
 fn commit(db: &Database, batch: &[Job]) -> Result<Vec<Vec<WriteOutcome>>, redb::Error> {
     let txn = db.begin_write()?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let mut out = Vec::with_capacity(job.ops.len());
-        for op in &job.ops {
-            out.push(apply(&txn, op)?);
+    let outcomes = {
+        let mut tables = Tables::open(&txn)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for job in batch {
+            let out: Result<Vec<_>, _> = job.ops.iter().map(|op| tables.apply(op)).collect();
+            outcomes.push(out?);
         }
-        outcomes.push(out);
-    }
+        tables.meta.insert(NEXT_ID_KEY, tables.next_id)?;
+        outcomes
+    };
     txn.commit()?;
     Ok(outcomes)
 }
 
-fn apply(txn: &WriteTransaction, op: &WriteOp) -> Result<WriteOutcome, redb::Error> {
-    let mut groups = txn.open_table(GROUPS)?;
-    let mut names = txn.open_table(NAMES)?;
-    match op {
-        WriteOp::Create { name, external_id } => {
-            if names.get(name.as_str())?.is_some() {
-                return Ok(WriteOutcome::Refused);
-            }
-            let mut meta = txn.open_table(META)?;
-            let id = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
-            meta.insert(NEXT_ID_KEY, id + 1)?;
-            groups.insert(id, (name.as_str(), external_id.as_str()))?;
-            names.insert(name.as_str(), id)?;
-            Ok(WriteOutcome::Created(id))
-        }
-        WriteOp::Update {
-            id,
-            name,
-            external_id,
-        } => {
-            let Some((old_name, old_external_id)) = groups
-                .get(id)?
-                .map(|r| (r.value().0.to_owned(), r.value().1.to_owned()))
-            else {
-                return Ok(WriteOutcome::Refused);
-            };
-            let new_name = name.as_deref().unwrap_or(&old_name);
-            if new_name != old_name {
-                if names.get(new_name)?.is_some() {
+/// The tables of one write transaction, opened once for all the calls it holds.
+struct Tables<'txn> {
+    groups: redb::Table<'txn, u64, (&'static str, &'static str)>,
+    names: redb::Table<'txn, &'static str, u64>,
+    meta: redb::Table<'txn, &'static str, u64>,
+    next_id: u64,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::Error> {
+        let meta = txn.open_table(META)?;
+        let next_id = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
+        Ok(Tables {
+            groups: txn.open_table(GROUPS)?,
+            names: txn.open_table(NAMES)?,
+            meta,
+            next_id,
+        })
+    }
+
+    fn apply(&mut self, op: &WriteOp) -> Result<WriteOutcome, redb::Error> {
+        let (groups, names) = (&mut self.groups, &mut self.names);
+        match op {
+            WriteOp::Create { name, external_id } => {
+                if names.get(name.as_str())?.is_some() {
                     return Ok(WriteOutcome::Refused);
                 }
-                names.remove(old_name.as_str())?;
-                names.insert(new_name, *id)?;
+                let id = self.next_id;
+                self.next_id += 1;
+                groups.insert(id, (name.as_str(), external_id.as_str()))?;
+                names.insert(name.as_str(), id)?;
+                Ok(WriteOutcome::Created(id))
             }
-            let new_external_id = external_id.as_deref().unwrap_or(&old_external_id);
-            groups.insert(id, (new_name, new_external_id))?;
-            Ok(WriteOutcome::Applied)
-        }
-        WriteOp::Remove { id } => {
-            let Some(old_name) = groups.remove(id)?.map(|r| r.value().0.to_owned()) else {
-                return Ok(WriteOutcome::Refused);
-            };
-            names.remove(old_name.as_str())?;
-            Ok(WriteOutcome::Applied)
+            WriteOp::Update {
+                id,
+                name,
+                external_id,
+            } => {
+                let Some((old_name, old_external_id)) = groups
+                    .get(id)?
+                    .map(|r| (r.value().0.to_owned(), r.value().1.to_owned()))
+                else {
+                    return Ok(WriteOutcome::Refused);
+                };
+                let new_name = name.as_deref().unwrap_or(&old_name);
+                if new_name != old_name {
+                    if names.get(new_name)?.is_some() {
+                        return Ok(WriteOutcome::Refused);
+                    }
+                    names.remove(old_name.as_str())?;
+                    names.insert(new_name, *id)?;
+                }
+                let new_external_id = external_id.as_deref().unwrap_or(&old_external_id);
+                groups.insert(id, (new_name, new_external_id))?;
+                Ok(WriteOutcome::Applied)
+            }
+            WriteOp::Remove { id } => {
+                let Some(old_name) = groups.remove(id)?.map(|r| r.value().0.to_owned()) else {
+                    return Ok(WriteOutcome::Refused);
+                };
+                names.remove(old_name.as_str())?;
+                Ok(WriteOutcome::Applied)
+            }
         }
     }
 }
