@@ -296,7 +296,7 @@ fn nesting_depth_exceeds(json: &[u8], max: usize) -> bool {
 /// Appends `{"jsonrpc":"2.0","id":ID,"result":` … `}` around what `result` writes.
 pub fn write_result(out: &mut Vec<u8>, id: &RawValue, result: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id.get().as_bytes());
+    write_id(out, id);
     out.extend_from_slice(b",\"result\":");
     result(out);
     out.push(b'}');
@@ -306,7 +306,7 @@ pub fn write_result(out: &mut Vec<u8>, id: &RawValue, result: impl FnOnce(&mut V
 pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     match id {
-        Some(id) if !err.hides_id() => out.extend_from_slice(id.get().as_bytes()),
+        Some(id) if !err.hides_id() => write_id(out, id),
         _ => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"error\":{\"code\":");
@@ -318,6 +318,16 @@ pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
         write_str(out, data);
     }
     out.extend_from_slice(b"}}");
+}
+
+/// Appends a request's id: numbers exactly as written, strings in this server's own string
+/// form (escapes such as `\u00e9` become UTF-8, as in every answer).
+fn write_id(out: &mut Vec<u8>, id: &RawValue) {
+    let raw = id.get();
+    match decode_str(id) {
+        Some(s) if raw.contains('\\') => write_str(out, &s),
+        _ => out.extend_from_slice(raw.as_bytes()),
+    }
 }
 
 /// Appends `s` as a JSON string: UTF-8 kept as is, quotes, backslashes and control characters
