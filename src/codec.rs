@@ -1,47 +1,132 @@
-//! Framing: bytes in, one [`Frame`] per request line out.
+//! Framing: bytes in, one [`Frame`] per request out.
 //!
-//! A line ends with `\n`; a `\r` before it is dropped; lines holding only whitespace are skipped.
-//! A line longer than the limit becomes [`Frame::Oversized`] as soon as the limit is crossed (not
-//! when its newline finally arrives, which may be never), and the rest of it is discarded without
-//! being buffered. Every outcome is an *item*, never a decoder error: tokio-util's `FramedRead`
-//! ends the stream after an error, and one bad line must not end a connection. UTF-8 and JSON are
-//! not this module's business.
+//! Each conversation picks its framing from its first bytes (SPEC §8). A first line starting
+//! with `Content-Length:` (any case) selects the LSP base protocol: headers ended by an empty
+//! line, then exactly that many bytes of JSON. Anything else is newline-delimited: a line ends
+//! with `\n`, a `\r` before it is dropped, lines holding only whitespace are skipped.
+//!
+//! A line or body longer than the limit becomes [`Frame::Oversized`] as soon as that is known
+//! (not when its end finally arrives, which may be never), and the rest of it is discarded
+//! without being buffered. A header block we cannot find the end of the body from becomes
+//! [`Frame::Unframeable`]: the conversation answers it and ends, since it cannot resynchronise.
+//! Every outcome is an *item*, never a decoder error: tokio-util's `FramedRead` ends the stream
+//! after an error, and one bad line must not end a connection. UTF-8 and JSON are not this
+//! module's business.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 /// One unit of input for the protocol layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// A request line without its line ending.
+    /// A request: a line without its line ending, or a Content-Length body.
     Line(Bytes),
-    /// A line went over the byte limit; it has been (or is being) discarded.
+    /// A line or body went over the byte limit; it has been (or is being) discarded.
     Oversized,
+    /// Headers that do not say where the body ends; nothing after them can be trusted.
+    Unframeable(&'static str),
 }
 
-/// Splits a byte stream into request lines of at most `max_line_bytes` bytes.
+/// How a conversation frames its messages, in both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Not known until the first bytes arrive.
+    Undecided,
+    /// One JSON text per line.
+    Lines,
+    /// `Content-Length: N\r\n\r\n` then N bytes, as the LSP base protocol.
+    ContentLength,
+}
+
+const CONTENT_LENGTH: &[u8] = b"content-length:";
+
+/// Bytes of one header block at most: far more than any real client sends.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Splits a byte stream into requests of at most `max_bytes` bytes each.
 #[derive(Debug)]
-pub struct LineCodec {
-    max_line_bytes: usize,
+pub struct FrameCodec {
+    max_bytes: usize,
+    framing: Framing,
     /// Bytes already searched for `\n` in the buffer, so a long line is scanned once.
     scanned: usize,
     /// True while the tail of an over-long line is being thrown away.
     discarding: bool,
+    /// Bytes of an over-long body still to be thrown away.
+    skipping: usize,
+    /// Set after [`Frame::Unframeable`]: nothing more is decoded.
+    broken: bool,
 }
 
-impl LineCodec {
-    pub fn new(max_line_bytes: usize) -> Self {
-        LineCodec {
-            max_line_bytes,
+impl FrameCodec {
+    pub fn new(max_bytes: usize) -> Self {
+        FrameCodec {
+            max_bytes,
+            framing: Framing::Undecided,
             scanned: 0,
             discarding: false,
+            skipping: 0,
+            broken: false,
         }
     }
 
-    /// Whether `buf` already holds a complete line, i.e. another request is waiting and the
-    /// caller may delay flushing its answers.
-    pub fn has_complete_line(&self, buf: &BytesMut) -> bool {
-        memchr_newline(&buf[self.scanned.min(buf.len())..]).is_some()
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Appends `answers` (answer lines, each ended by `\n`) to `out` in this conversation's
+    /// framing. Answers never hold a raw newline, so splitting at `\n` is exact.
+    pub fn encode_answers(&self, answers: &[u8], out: &mut Vec<u8>) {
+        if self.framing != Framing::ContentLength {
+            out.extend_from_slice(answers);
+            return;
+        }
+        for answer in answers.split(|&b| b == b'\n').filter(|a| !a.is_empty()) {
+            out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", answer.len()).as_bytes());
+            out.extend_from_slice(answer);
+        }
+    }
+
+    fn decide(&mut self, buf: &BytesMut) {
+        let n = buf.len().min(CONTENT_LENGTH.len());
+        if !buf[..n].eq_ignore_ascii_case(&CONTENT_LENGTH[..n]) {
+            self.framing = Framing::Lines;
+        } else if n == CONTENT_LENGTH.len() {
+            self.framing = Framing::ContentLength;
+        }
+    }
+
+    fn decode_line(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        loop {
+            let found = memchr_newline(&buf[self.scanned..]).map(|i| i + self.scanned);
+            match (found, self.discarding) {
+                (Some(at), true) => {
+                    buf.advance(at + 1);
+                    self.scanned = 0;
+                    self.discarding = false;
+                }
+                (None, true) => {
+                    buf.clear();
+                    self.scanned = 0;
+                    return None;
+                }
+                (Some(at), false) => match self.take_line(buf, at) {
+                    Some(frame) => return Some(frame),
+                    None => continue,
+                },
+                // One byte of slack for a `\r` whose `\n` has not arrived yet.
+                (None, false) if buf.len() > self.max_bytes + 1 => {
+                    buf.clear();
+                    self.scanned = 0;
+                    self.discarding = true;
+                    return Some(Frame::Oversized);
+                }
+                (None, false) => {
+                    self.scanned = buf.len();
+                    return None;
+                }
+            }
+        }
     }
 
     fn take_line(&mut self, buf: &mut BytesMut, newline_at: usize) -> Option<Frame> {
@@ -51,7 +136,7 @@ impl LineCodec {
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
-        if line.len() > self.max_line_bytes {
+        if line.len() > self.max_bytes {
             return Some(Frame::Oversized);
         }
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
@@ -59,55 +144,107 @@ impl LineCodec {
         }
         Some(Frame::Line(line.freeze()))
     }
+
+    fn decode_body(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        if self.skipping > 0 {
+            let n = self.skipping.min(buf.len());
+            buf.advance(n);
+            self.skipping -= n;
+            if self.skipping > 0 {
+                return None;
+            }
+        }
+        let Some(end) = find(buf, b"\r\n\r\n") else {
+            return (buf.len() > MAX_HEADER_BYTES)
+                .then(|| self.unframeable("header block too long"));
+        };
+        let length = match content_length(&buf[..end]) {
+            Ok(length) => length,
+            Err(why) => return Some(self.unframeable(why)),
+        };
+        let header_bytes = end + 4;
+        if length > self.max_bytes {
+            buf.advance(header_bytes);
+            self.skipping = length;
+            let _ = self.decode_body(buf);
+            return Some(Frame::Oversized);
+        }
+        if buf.len() < header_bytes + length {
+            buf.reserve(header_bytes + length - buf.len());
+            return None;
+        }
+        buf.advance(header_bytes);
+        Some(Frame::Line(buf.split_to(length).freeze()))
+    }
+
+    fn unframeable(&mut self, why: &'static str) -> Frame {
+        self.broken = true;
+        Frame::Unframeable(why)
+    }
+}
+
+/// The Content-Length of a header block; other headers are ignored.
+fn content_length(headers: &[u8]) -> Result<usize, &'static str> {
+    let mut length = None;
+    for header in headers.split(|&b| b == b'\n') {
+        let header = header.strip_suffix(b"\r").unwrap_or(header);
+        let Some(colon) = header.iter().position(|&b| b == b':') else {
+            return Err("malformed header line");
+        };
+        if header[..colon + 1].eq_ignore_ascii_case(CONTENT_LENGTH) {
+            let value = std::str::from_utf8(&header[colon + 1..])
+                .map(str::trim)
+                .unwrap_or("");
+            let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|_| digits)
+                    .ok_or("Content-Length is not a number")?,
+            );
+        }
+    }
+    length.ok_or("missing Content-Length header")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
 
-impl Decoder for LineCodec {
+impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
-        loop {
-            let found = memchr_newline(&buf[self.scanned..]).map(|i| i + self.scanned);
-            match (found, self.discarding) {
-                (Some(at), true) => {
-                    let _ = buf.split_to(at + 1);
-                    self.scanned = 0;
-                    self.discarding = false;
-                }
-                (None, true) => {
-                    buf.clear();
-                    self.scanned = 0;
-                    return Ok(None);
-                }
-                (Some(at), false) => match self.take_line(buf, at) {
-                    Some(frame) => return Ok(Some(frame)),
-                    None => continue,
-                },
-                // One byte of slack for a `\r` whose `\n` has not arrived yet.
-                (None, false) if buf.len() > self.max_line_bytes + 1 => {
-                    buf.clear();
-                    self.scanned = 0;
-                    self.discarding = true;
-                    return Ok(Some(Frame::Oversized));
-                }
-                (None, false) => {
-                    self.scanned = buf.len();
-                    return Ok(None);
-                }
-            }
+        if self.broken {
+            buf.clear();
+            return Ok(None);
         }
+        if self.framing == Framing::Undecided && !buf.is_empty() {
+            self.decide(buf);
+        }
+        Ok(match self.framing {
+            Framing::Undecided => None,
+            Framing::Lines => self.decode_line(buf),
+            Framing::ContentLength => self.decode_body(buf),
+        })
     }
 
-    /// A last line without `\n` is still a request (`printf '{…}' | groupd stdio`).
+    /// A last line without `\n` is still a request (`printf '{…}' | groupd stdio`). An
+    /// incomplete Content-Length message is dropped: its length says it is not all there.
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
         if let Some(frame) = self.decode(buf)? {
             return Ok(Some(frame));
         }
-        if buf.is_empty() || self.discarding {
+        if self.framing == Framing::Undecided && !buf.is_empty() {
+            self.framing = Framing::Lines;
+        }
+        if buf.is_empty() || self.discarding || self.framing != Framing::Lines {
             buf.clear();
             return Ok(None);
         }
@@ -121,7 +258,7 @@ mod tests {
     use super::*;
 
     fn frames(max: usize, chunks: &[&[u8]], eof: bool) -> Vec<Frame> {
-        let mut codec = LineCodec::new(max);
+        let mut codec = FrameCodec::new(max);
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         for chunk in chunks {
@@ -179,5 +316,68 @@ mod tests {
     fn last_line_without_newline_is_a_request_at_eof() {
         assert_eq!(frames(100, &[b"a\nb"], true), vec![line("a"), line("b")]);
         assert_eq!(frames(100, &[b"a\n  "], true), vec![line("a")]);
+        assert_eq!(frames(100, &[b"Cont"], true), vec![line("Cont")]);
+    }
+
+    #[test]
+    fn content_length_framing_in_any_case_and_any_split() {
+        let input = b"content-LENGTH: 3\r\nContent-Type: application/vscode-jsonrpc\r\n\r\n[1]Content-Length: 2\r\n\r\n{}";
+        for split in 1..input.len() {
+            let got = frames(100, &[&input[..split], &input[split..]], false);
+            assert_eq!(got, vec![line("[1]"), line("{}")], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn oversized_body_is_skipped_and_the_next_one_read() {
+        let got = frames(
+            4,
+            &[
+                b"Content-Length: 6\r\n\r\n123",
+                b"456Content-Length: 2\r\n\r\n{}",
+            ],
+            false,
+        );
+        assert_eq!(got, vec![Frame::Oversized, line("{}")]);
+    }
+
+    #[test]
+    fn headers_without_a_usable_length_end_the_conversation() {
+        let bad = frames(
+            100,
+            &[b"Content-Length: x\r\n\r\n{}Content-Length: 2\r\n\r\n{}"],
+            false,
+        );
+        assert_eq!(
+            bad,
+            vec![Frame::Unframeable("Content-Length is not a number")]
+        );
+        let missing = frames(
+            100,
+            &[b"Content-Length: 2\r\n\r\n{}Content-Type: x\r\n\r\n{}"],
+            false,
+        );
+        assert_eq!(
+            missing,
+            vec![
+                line("{}"),
+                Frame::Unframeable("missing Content-Length header")
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_are_framed_like_the_requests() {
+        let mut codec = FrameCodec::new(100);
+        let mut out = Vec::new();
+        codec.encode_answers(b"{\"a\":1}\n[2]\n", &mut out);
+        assert_eq!(out, b"{\"a\":1}\n[2]\n");
+        codec.framing = Framing::ContentLength;
+        out.clear();
+        codec.encode_answers(b"{\"a\":1}\n[2]\n", &mut out);
+        assert_eq!(
+            out,
+            b"Content-Length: 7\r\n\r\n{\"a\":1}Content-Length: 3\r\n\r\n[2]"
+        );
     }
 }

@@ -1,106 +1,20 @@
-//! The method table: which procedures exist, what parameters they take, and how a request
-//! becomes a procedure call and its answer.
+//! Requests in, answers out: binds parameters against the method table (SPEC §3), applies the
+//! Group API rules (SPEC §4), runs reads and hands writes to storage in commit-sized groups, and
+//! writes the answers in request order.
 //!
-//! [`METHODS`] is the one definition of the API surface: binding parameters (SPEC §3) reads it,
-//! and so does anything that describes the API. Storage failures become `-32603` here, once,
-//! after their details are logged.
+//! Storage failures become `-32603` here, once, after their details are logged.
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::codec::Frame;
-
+use crate::discover;
 use crate::group::{self, Group};
 use crate::jsonrpc::{self, Message, Params, Request, RpcError};
 use crate::limits::Limits;
+use crate::methods::{self, MAX_PARAMS, Method, Procedure};
+use crate::session::Session;
 use crate::storage::{Store, StoreError, WriteOp, WriteOutcome};
-
-/// The type a parameter must have on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
-    /// A JSON integer or a string of decimal digits.
-    GroupId,
-    /// A JSON string.
-    Text,
-}
-
-#[derive(Debug)]
-pub struct Param {
-    pub name: &'static str,
-    pub ty: ParamType,
-    pub required: bool,
-}
-
-/// The procedures, by what they do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Procedure {
-    CreateGroup,
-    UpdateGroup,
-    RemoveGroup,
-    GetGroup,
-    GetAllGroups,
-}
-
-#[derive(Debug)]
-pub struct Method {
-    pub name: &'static str,
-    pub procedure: Procedure,
-    /// In positional order.
-    pub params: &'static [Param],
-}
-
-/// The most parameters any method takes.
-const MAX_PARAMS: usize = 3;
-
-const GROUP_ID: Param = Param {
-    name: "group_id",
-    ty: ParamType::GroupId,
-    required: true,
-};
-const NAME: Param = Param {
-    name: "name",
-    ty: ParamType::Text,
-    required: true,
-};
-const OPTIONAL_NAME: Param = Param {
-    name: "name",
-    ty: ParamType::Text,
-    required: false,
-};
-const EXTERNAL_ID: Param = Param {
-    name: "external_id",
-    ty: ParamType::Text,
-    required: false,
-};
-
-/// Every method the server answers (SPEC §3, §4). Names are case-sensitive.
-pub const METHODS: &[Method] = &[
-    Method {
-        name: "createGroup",
-        procedure: Procedure::CreateGroup,
-        params: &[NAME, EXTERNAL_ID],
-    },
-    Method {
-        name: "updateGroup",
-        procedure: Procedure::UpdateGroup,
-        params: &[GROUP_ID, OPTIONAL_NAME, EXTERNAL_ID],
-    },
-    Method {
-        name: "removeGroup",
-        procedure: Procedure::RemoveGroup,
-        params: &[GROUP_ID],
-    },
-    Method {
-        name: "getGroup",
-        procedure: Procedure::GetGroup,
-        params: &[GROUP_ID],
-    },
-    Method {
-        name: "getAllGroups",
-        procedure: Procedure::GetAllGroups,
-        params: &[],
-    },
-];
 
 /// A procedure's answer, before it is written as JSON.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,6 +23,8 @@ pub enum Outcome {
     Bool(bool),
     Group(Group),
     Groups(Vec<Group>),
+    /// Ready-made JSON.
+    Document(&'static str),
 }
 
 /// A request bound to typed arguments and ready to run.
@@ -119,6 +35,8 @@ enum Call {
     Get(u64),
     GetAll,
     Write(WriteOp),
+    Authenticate(String),
+    Discover,
 }
 
 /// Answers request lines: the protocol's entry point for every transport.
@@ -175,10 +93,12 @@ impl Service {
         &self.store
     }
 
-    /// Runs one request line and appends its answer line (with `\n`), if it has one, to `out`.
+    /// Runs one request line of a trusted conversation (stdio, or HTTP after its own
+    /// authentication) and appends its answer line (with `\n`), if it has one, to `out`.
     pub async fn handle_line(&self, line: &[u8], out: &mut Vec<u8>) {
         let frame = [Frame::Line(Bytes::copy_from_slice(line))];
-        self.handle_frames(&frame, out).await;
+        self.handle_frames(&mut Session::trusted(), &frame, out)
+            .await;
     }
 
     /// Runs the requests of `frames` in order and appends their answer lines to `out`. Returns
@@ -187,12 +107,18 @@ impl Service {
     ///
     /// Consecutive writes, within a batch and across lines, go to storage as one job, so they
     /// share one durable commit; a read waits for the writes before it, so it sees them.
-    pub async fn handle_frames(&self, frames: &[Frame], out: &mut Vec<u8>) -> usize {
+    /// Stops, too, after a line that ends the session (see [`Session::ending`]).
+    pub async fn handle_frames(
+        &self,
+        session: &mut Session,
+        frames: &[Frame],
+        out: &mut Vec<u8>,
+    ) -> usize {
         let mut lines: Vec<Planned> = Vec::with_capacity(frames.len());
         let (mut queued, mut ops) = (Vec::new(), Vec::new());
         let mut answered = 0;
         for (line, frame) in frames.iter().enumerate() {
-            lines.push(self.plan(frame));
+            lines.push(self.plan(session, frame));
             for step in 0..lines[line].steps.len() {
                 let state = &mut lines[line].steps[step].state;
                 match std::mem::replace(state, State::Done(Err(RpcError::Internal))) {
@@ -210,18 +136,21 @@ impl Service {
             if queued.is_empty() {
                 lines[answered..].iter().for_each(|l| write_line(out, l));
                 answered = line + 1;
-                if out.len() >= ANSWER_BYTES_SOFT_LIMIT {
+                if out.len() >= ANSWER_BYTES_SOFT_LIMIT || session.ending().is_some() {
                     return answered;
                 }
+            }
+            if session.ending().is_some() {
+                break;
             }
         }
         self.commit(&mut lines, &mut queued, &mut ops).await;
         lines[answered..].iter().for_each(|l| write_line(out, l));
-        frames.len()
+        lines.len()
     }
 
     /// Turns one frame into its requests, each either answered already or ready to run.
-    fn plan<'a>(&self, frame: &'a Frame) -> Planned<'a> {
+    fn plan<'a>(&self, session: &mut Session, frame: &'a Frame) -> Planned<'a> {
         let rejected = |err| Planned {
             batch: false,
             steps: vec![Step {
@@ -237,16 +166,26 @@ impl Service {
                     "request line exceeds the limit of {limit} bytes"
                 ))));
             }
+            Frame::Unframeable(why) => {
+                return rejected(RpcError::InvalidRequest(Some((*why).to_string())));
+            }
         };
+        if session.rejects_first_line(line) {
+            return Planned {
+                batch: false,
+                steps: Vec::new(),
+            };
+        }
+        let mut plan = |request| plan_request(session, request);
         match jsonrpc::parse_line(line, self.limits.max_batch) {
             Message::Rejected(err) => rejected(err),
             Message::Single(request) => Planned {
                 batch: false,
-                steps: vec![plan_request(request)],
+                steps: vec![plan(request)],
             },
             Message::Batch(entries) => Planned {
                 batch: true,
-                steps: entries.into_iter().map(plan_request).collect(),
+                steps: entries.into_iter().map(&mut plan).collect(),
             },
         }
     }
@@ -259,7 +198,9 @@ impl Service {
                 .map_err(internal)?
                 .map_or(Outcome::Bool(false), Outcome::Group)),
             Call::GetAll => Ok(Outcome::Groups(self.store.all().map_err(internal)?)),
-            Call::Refuse | Call::Write(_) => Ok(Outcome::Bool(false)),
+            Call::Refuse | Call::Write(_) | Call::Authenticate(_) | Call::Discover => {
+                Ok(Outcome::Bool(false))
+            }
         }
     }
 
@@ -292,8 +233,9 @@ impl Service {
     }
 }
 
-/// Binds and types one request's parameters; what is left to do needs storage.
-fn plan_request(request: Result<Request<'_>, RpcError>) -> Step<'_> {
+/// Binds and types one request's parameters, passing it through the session's gate; what is
+/// left to do needs storage.
+fn plan_request<'a>(session: &mut Session, request: Result<Request<'a>, RpcError>) -> Step<'a> {
     let request = match request {
         Ok(r) => r,
         Err(err) => {
@@ -304,22 +246,31 @@ fn plan_request(request: Result<Request<'_>, RpcError>) -> Step<'_> {
         }
     };
     let reply_to = request.id.map_or(ReplyTo::Nobody, ReplyTo::Id);
-    let state = match prepare_request(&request) {
+    let method = methods::find(&request.method);
+    let gated =
+        !session.unlocked() && method.is_none_or(|m| m.procedure != Procedure::Authenticate);
+    if gated || session.ending().is_some() {
+        // Locked out: answered -32001 and not run (a notification is dropped unanswered).
+        return Step {
+            reply_to,
+            state: State::Done(Err(RpcError::Unauthorized)),
+        };
+    }
+    let call = method
+        .ok_or(RpcError::MethodNotFound)
+        .and_then(|m| prepare(m.procedure, &bind(m, request.params)?));
+    let state = match call {
         Ok(Call::Refuse) => State::Done(Ok(Outcome::Bool(false))),
         Ok(Call::Write(op)) => State::Write(op),
+        Ok(Call::Authenticate(token)) if session.authenticate(&token) => {
+            State::Done(Ok(Outcome::Bool(true)))
+        }
+        Ok(Call::Authenticate(_)) => State::Done(Err(RpcError::Unauthorized)),
+        Ok(Call::Discover) => State::Done(Ok(Outcome::Document(discover::document()))),
         Ok(read) => State::Read(read),
         Err(err) => State::Done(Err(err)),
     };
     Step { reply_to, state }
-}
-
-fn prepare_request(request: &Request<'_>) -> Result<Call, RpcError> {
-    let method = METHODS
-        .iter()
-        .find(|m| m.name == request.method)
-        .ok_or(RpcError::MethodNotFound)?;
-    let args = bind(method, request.params)?;
-    prepare(method.procedure, &args)
 }
 
 /// Appends one line's answer line, if it has one.
@@ -454,6 +405,10 @@ fn prepare(procedure: Procedure, args: &Args<'_>) -> Result<Call, RpcError> {
             id => Call::Get(id),
         },
         Procedure::GetAllGroups => Call::GetAll,
+        Procedure::Authenticate => {
+            Call::Authenticate(text(args[0], "token")?.ok_or_else(|| must_be_string("token"))?)
+        }
+        Procedure::Discover => Call::Discover,
     })
 }
 
@@ -507,6 +462,7 @@ fn write_outcome(out: &mut Vec<u8>, outcome: &Outcome) {
         Outcome::Bool(true) => out.extend_from_slice(b"true"),
         Outcome::Bool(false) => out.extend_from_slice(b"false"),
         Outcome::Group(group) => write_group(out, group),
+        Outcome::Document(json) => out.extend_from_slice(json.as_bytes()),
         Outcome::Groups(groups) => {
             out.push(b'[');
             for (i, group) in groups.iter().enumerate() {
@@ -534,11 +490,6 @@ fn write_group(out: &mut Vec<u8>, group: &Group) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_method_fits_the_argument_slots() {
-        assert!(METHODS.iter().all(|m| m.params.len() <= MAX_PARAMS));
-    }
 
     #[test]
     fn group_id_accepts_integers_and_digit_strings() {

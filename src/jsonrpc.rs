@@ -30,6 +30,9 @@ pub enum RpcError {
     Internal,
     #[error("Server busy")]
     ServerBusy,
+    /// A locked connection called something other than `authenticate`, or a wrong token.
+    #[error("Unauthorized")]
+    Unauthorized,
 }
 
 impl RpcError {
@@ -41,6 +44,7 @@ impl RpcError {
             RpcError::InvalidParams(_) => -32602,
             RpcError::Internal => -32603,
             RpcError::ServerBusy => -32000,
+            RpcError::Unauthorized => -32001,
         }
     }
 
@@ -52,6 +56,7 @@ impl RpcError {
             RpcError::InvalidParams(_) => "Invalid params",
             RpcError::Internal => "Internal error",
             RpcError::ServerBusy => "Server busy",
+            RpcError::Unauthorized => "Unauthorized",
         }
     }
 

@@ -1,6 +1,7 @@
 //! groupd serves Kanboard's Group API (createGroup, updateGroup, removeGroup, getGroup,
-//! getAllGroups) as JSON-RPC 2.0, one JSON text per line, over TCP and stdin/stdout, and keeps
-//! its groups in an embedded redb database. `../shared/SPEC.md` is the contract.
+//! getAllGroups) as JSON-RPC 2.0, one JSON text per line, over TCP and stdin/stdout (and, for
+//! Kanboard's own client libraries, over HTTP), and keeps its groups in an embedded redb
+//! database. `../shared/SPEC.md` is the contract.
 //!
 //! The modules, in the order data flows through them:
 //!
@@ -13,14 +14,26 @@
 //! - [`group`]: the Group API's rules that need no storage (what a valid name is).
 //! - [`storage`]: redb tables, the id counter, and the writer thread that commits durably.
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
-//! - [`server`]: the TCP listener and its limits, the stdio session, graceful shutdown.
+//! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
+//!   shutdown), and the stdio session.
+//! - [`http`]: the optional HTTP/1.1 listener for Kanboard's clients: one POST body is one
+//!   request frame for [`dispatch`]; adds only Basic auth, the body limit and status codes.
+//! - [`auth`]: the token: loaded from its file, compared in constant time, never printed.
 //! - [`limits`]: every limit as a named constant, and the [`limits::Limits`] in force.
+//! - [`client`]: `groupd call`, the other end: one call from a shell script, over TCP or
+//!   in-process on a database, its answer told by the exit status.
 
+pub mod auth;
+pub mod client;
 pub mod codec;
 pub mod connection;
+pub mod discover;
 pub mod dispatch;
 pub mod group;
+pub mod http;
 pub mod jsonrpc;
 pub mod limits;
+pub mod methods;
 pub mod server;
+pub mod session;
 pub mod storage;

@@ -1,6 +1,7 @@
 //! `groupd`: parses the command line, sets up logging, opens the database and runs a transport.
 //! Everything else lives in the library.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use groupd::auth::Token;
 use groupd::dispatch::Service;
 use groupd::limits::{self, Limits};
 use groupd::server;
@@ -28,16 +30,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve JSON-RPC over TCP, one JSON text per line.
+    /// Serve JSON-RPC over TCP, one JSON text per line (and over HTTP with --http).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "GROUPD_LISTEN", default_value = "127.0.0.1:7411")]
         listen: SocketAddr,
+        /// Also answer JSON-RPC over HTTP/1.1 POST on this address, for Kanboard's client
+        /// libraries (Basic auth `jsonrpc:TOKEN` when a token is set).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+        #[command(flatten)]
+        security: SecurityArgs,
         #[command(flatten)]
         db: DbArg,
         #[command(flatten)]
         limits: LimitArgs,
-        /// Open TCP connections at most; the next one gets a "Server busy" line and is closed.
+        /// Open connections at most, TCP and HTTP together; the next one gets a "Server busy"
+        /// answer and is closed.
         #[arg(long, default_value_t = limits::MAX_CONNECTIONS, value_parser = at_least_one)]
         max_connections: usize,
         /// Seconds a silent connection stays open (0 = no limit).
@@ -51,6 +60,9 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Call one method and print its result (exit 0) or its error (on stderr, exit 1), for
+    /// shell scripts.
+    Call(groupd::client::CallArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +70,18 @@ struct DbArg {
     /// Database file; created when missing.
     #[arg(long, env = "GROUPD_DB", default_value = "groupd.redb")]
     db: PathBuf,
+}
+
+#[derive(Args)]
+struct SecurityArgs {
+    /// File holding the token clients must present (surrounding whitespace trimmed); required
+    /// to listen on an address other than loopback.
+    #[arg(long, env = "GROUPD_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address even without a token: anyone who can reach it can
+    /// change the groups.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Args)]
@@ -77,8 +101,18 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Exit status for a usage error (SPEC §5), as clap uses for its own.
+const USAGE_ERROR: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(language_client_args(std::env::args_os().collect()));
+    if let Command::Call(args) = cli.command {
+        return groupd::client::run(args);
+    }
+    if let Err(why) = check_addresses(&cli) {
+        eprintln!("groupd: {why}");
+        return ExitCode::from(USAGE_ERROR);
+    }
     init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,6 +120,63 @@ fn main() -> ExitCode {
             eprintln!("groupd: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SPEC §8: language clients start a server as `CMD [ARGS…] --stdio [--clientProcessId=N]`.
+/// `--clientProcessId` (either form) is dropped, and `--stdio` becomes the `stdio` subcommand
+/// unless another subcommand was given (then clap reports it as unexpected).
+fn language_client_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut kept: Vec<OsString> = Vec::with_capacity(args.len() + 1);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--clientProcessId") => {
+                args.next();
+            }
+            Some(a) if a.starts_with("--clientProcessId=") => {}
+            _ => kept.push(arg),
+        }
+    }
+    let subcommand = kept
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'));
+    let (none, stdio) = (subcommand.is_none(), subcommand == Some("stdio"));
+    if !(none || stdio) || !kept.iter().any(|a| a == "--stdio") {
+        return kept;
+    }
+    kept.retain(|a| a != "--stdio");
+    if none {
+        kept.insert(1.min(kept.len()), OsString::from("stdio"));
+    }
+    kept
+}
+
+/// SPEC §7: listening beyond loopback needs a token, or an explicit `--insecure`.
+fn check_addresses(cli: &Cli) -> Result<(), String> {
+    let Command::Serve {
+        listen,
+        http,
+        security,
+        ..
+    } = &cli.command
+    else {
+        return Ok(());
+    };
+    if security.token_file.is_some() || security.insecure {
+        return Ok(());
+    }
+    let exposed = [Some(listen), http.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|addr| !addr.ip().to_canonical().is_loopback());
+    match exposed {
+        Some(addr) => Err(format!(
+            "refusing to listen on {addr} without a token: give --token-file PATH \
+             (or GROUPD_TOKEN_FILE), listen on 127.0.0.1, or pass --insecure"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -108,6 +199,8 @@ fn run(cli: Cli) -> Result<(), String> {
         match cli.command {
             Command::Serve {
                 listen,
+                http,
+                security,
                 db,
                 limits,
                 max_connections,
@@ -119,7 +212,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     max_connections,
                     idle_timeout: (idle_timeout > 0).then(|| Duration::from_secs(idle_timeout)),
                 };
-                serve(listen, db.db, limits).await
+                serve(listen, http, security.token_file, db.db, limits).await
             }
             Command::Stdio { db, limits: l } => {
                 let limits = Limits {
@@ -129,6 +222,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 };
                 stdio(db.db, limits).await
             }
+            Command::Call(_) => unreachable!("`groupd call` is run by main before logging starts"),
         }
     });
     // stdin may still be held by a blocking read that will never finish; do not wait for it.
@@ -136,20 +230,41 @@ fn run(cli: Cli) -> Result<(), String> {
     result
 }
 
-async fn serve(listen: SocketAddr, db: PathBuf, limits: Limits) -> Result<(), String> {
+async fn serve(
+    listen: SocketAddr,
+    http: Option<SocketAddr>,
+    token_file: Option<PathBuf>,
+    db: PathBuf,
+    limits: Limits,
+) -> Result<(), String> {
+    let token = match token_file {
+        Some(path) => Some(Arc::new(Token::load(&path).map_err(|e| e.to_string())?)),
+        None => None,
+    };
     let service = open(&db, limits)?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let (tcp, local) = bind(listen).await?;
     info!(db = %db.display(), "listening on {local}");
+    let http = match http {
+        Some(addr) => {
+            let (listener, local) = bind(addr).await?;
+            info!("http listening on {local}");
+            Some(listener)
+        }
+        None => None,
+    };
+    let listeners = server::Listeners { tcp, http };
     let shutdown = on_signal();
-    server::serve_tcp(listener, Arc::clone(&service), shutdown).await;
+    server::serve(listeners, Arc::clone(&service), token, shutdown).await;
     close(service);
     info!("shut down cleanly");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
+    let cannot = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    let listener = TcpListener::bind(addr).await.map_err(cannot)?;
+    let local = listener.local_addr().map_err(cannot)?;
+    Ok((listener, local))
 }
 
 async fn stdio(db: PathBuf, limits: Limits) -> Result<(), String> {

@@ -1,35 +1,97 @@
-//! The transports: a TCP listener with its connection limit, and a stdio session. Both hand
-//! each conversation to [`connection::serve`] and both shut down the same way: stop taking new
-//! work, let the conversations finish what they already read, within a bounded grace period.
+//! The transports: the TCP listener, the optional HTTP listener ([`crate::http`]), and a stdio
+//! session. Both listeners obey one set of rules, kept here in [`Shared`]: one pool of connection
+//! slots, one token, one shutdown signal, and one set of tasks that shutdown waits for. Shutdown
+//! is the same for every transport: stop taking new work, let the conversations finish what they
+//! already read, within a bounded grace period.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::auth::Token;
 use crate::connection::{self, End};
 use crate::dispatch::Service;
+use crate::http;
 use crate::jsonrpc::{self, RpcError};
+use crate::session::Session;
 
 /// How long shutdown waits for open conversations to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How long a refused connection gets to take its "Server busy" line.
-const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a refused connection gets to take its "Server busy" answer.
+pub(crate) const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Accepts connections on `listener` until `shutdown`, then waits (up to [`SHUTDOWN_GRACE`])
-/// for the open ones to finish.
+/// The listeners `serve` runs: TCP always, HTTP when `--http` is given.
+pub struct Listeners {
+    pub tcp: TcpListener,
+    pub http: Option<TcpListener>,
+}
+
+/// What every listener shares, so that a rule set for one holds for all.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub service: Arc<Service>,
+    /// `Some` when clients must authenticate (SPEC §7).
+    pub token: Option<Arc<Token>>,
+    /// One slot per open connection, TCP and HTTP alike (`--max-connections`).
+    slots: Arc<Semaphore>,
+    /// Every connection task, so that shutdown can wait for them all.
+    tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// Accepts connections on every listener until `shutdown`, then waits (up to
+/// [`SHUTDOWN_GRACE`]) for the open ones to finish.
+pub async fn serve(
+    listeners: Listeners,
+    service: Arc<Service>,
+    token: Option<Arc<Token>>,
+    shutdown: CancellationToken,
+) {
+    let shared = Shared {
+        slots: Arc::new(Semaphore::new(service.limits().max_connections)),
+        service,
+        token,
+        tracker: TaskTracker::new(),
+        shutdown,
+    };
+    let tcp = accept(listeners.tcp, &shared, serve_tcp_connection);
+    let http = async {
+        if let Some(listener) = listeners.http {
+            accept(listener, &shared, http::serve_connection).await;
+        }
+    };
+    tokio::join!(tcp, http);
+    finish(shared.tracker).await;
+}
+
+/// Accepts connections on `listener` alone until `shutdown`, then waits for them to finish.
 pub async fn serve_tcp(listener: TcpListener, service: Arc<Service>, shutdown: CancellationToken) {
-    let tracker = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(service.limits().max_connections));
+    let listeners = Listeners {
+        tcp: listener,
+        http: None,
+    };
+    serve(listeners, service, None, shutdown).await;
+}
+
+/// The accept loop every listener runs: takes a connection slot for each new connection (or
+/// notes there was none) and hands both to `handle` on a tracked task. Returns at `shutdown`,
+/// dropping the listener so that no more connections queue up.
+async fn accept<H, F>(listener: TcpListener, shared: &Shared, handle: H)
+where
+    H: Fn(TcpStream, SocketAddr, Option<OwnedSemaphorePermit>, Shared) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shared.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let (socket, peer) = match accepted {
@@ -42,27 +104,38 @@ pub async fn serve_tcp(listener: TcpListener, service: Arc<Service>, shutdown: C
             }
         };
         let _ = socket.set_nodelay(true);
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let slot = Arc::clone(&shared.slots).try_acquire_owned().ok();
+        if slot.is_none() {
             warn!(%peer, "connection refused: server busy");
-            tracker.spawn(refuse_busy(socket));
-            continue;
-        };
-        let service = Arc::clone(&service);
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            debug!(%peer, "connection opened");
-            let idle = service.limits().idle_timeout;
-            let (reader, writer) = socket.into_split();
-            match connection::serve(reader, writer, &service, idle, &shutdown).await {
-                Ok(End::Idle) => debug!(%peer, "connection closed: idle timeout"),
-                Ok(_) => debug!(%peer, "connection closed"),
-                Err(e) => debug!(%peer, error = %e, "connection closed on error"),
-            }
-            drop(slot);
-        });
+        }
+        shared
+            .tracker
+            .spawn(handle(socket, peer, slot, shared.clone()));
     }
-    drop(listener);
-    finish(tracker).await;
+}
+
+/// One TCP conversation, holding its connection slot until it ends; without a slot, the
+/// "Server busy" line.
+async fn serve_tcp_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+    shared: Shared,
+) {
+    let Some(slot) = slot else {
+        return refuse_busy(socket).await;
+    };
+    debug!(%peer, "connection opened");
+    let service = &shared.service;
+    let idle = service.limits().idle_timeout;
+    let (reader, writer) = socket.into_split();
+    let session = Session::tcp(shared.token.clone());
+    match connection::serve(reader, writer, service, session, idle, &shared.shutdown).await {
+        Ok(End::Idle) => debug!(%peer, "connection closed: idle timeout"),
+        Ok(_) => debug!(%peer, "connection closed"),
+        Err(e) => debug!(%peer, error = %e, "connection closed on error"),
+    }
+    drop(slot);
 }
 
 /// Serves one conversation over stdin/stdout until EOF or `shutdown`.
@@ -71,7 +144,7 @@ pub async fn serve_stdio(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
-    connection::serve(stdin, stdout, &service, None, &shutdown)
+    connection::serve(stdin, stdout, &service, Session::trusted(), None, &shutdown)
         .await
         .map(|_| ())
 }

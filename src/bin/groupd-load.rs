@@ -48,6 +48,22 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Hold N idle connections open for a while (for measuring the server's memory).
+    Idle {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Wait until a server answers getGroup, then print how long that took.
+    Probe {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
     /// Create N groups named `seed-<i>` in a database (the server must not be running).
     Seed {
         #[arg(long)]
@@ -117,6 +133,12 @@ fn main() -> std::process::ExitCode {
             Command::Baseline { listen } => baseline(listen).await,
             Command::CommitRate { dir, seconds } => commit_rate(&dir, seconds),
             Command::Seed { db, groups } => seed(&db, groups).await,
+            Command::Idle {
+                addr,
+                connections,
+                seconds,
+            } => idle(addr, connections, seconds).await,
+            Command::Probe { addr, timeout } => probe(addr, timeout).await,
         }
     });
     match result {
@@ -559,4 +581,53 @@ async fn seed(db: &std::path::Path, groups: u64) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn idle(addr: SocketAddr, connections: usize, seconds: f64) -> Result<(), String> {
+    let mut held = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        held.push(
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?,
+        );
+    }
+    eprintln!("holding {connections} idle connections");
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    // A server that dropped them would show as EOF here.
+    let mut open = 0;
+    for stream in &held {
+        let mut byte = [0u8; 1];
+        if let Ok(Err(e)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut byte)).await
+        {
+            return Err(format!("an idle connection failed: {e}"));
+        }
+        open += 1;
+    }
+    println!("idle_connections={open}");
+    Ok(())
+}
+
+async fn probe(addr: SocketAddr, timeout: f64) -> Result<(), String> {
+    let started = Instant::now();
+    let request = b"{\"jsonrpc\":\"2.0\",\"method\":\"getGroup\",\"id\":1,\"params\":[1]}\n";
+    while started.elapsed().as_secs_f64() < timeout {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            if write.write_all(request).await.is_ok()
+                && BufReader::new(read).read_line(&mut line).await.is_ok()
+                && line.starts_with("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\"")
+            {
+                println!(
+                    "ready_after_ms={:.1}",
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Err(format!("{addr} did not answer within {timeout}s"))
 }

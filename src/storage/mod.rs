@@ -29,6 +29,9 @@ use tokio::sync::oneshot;
 
 use crate::group::Group;
 
+mod faults;
+pub use faults::DiskFaults;
+
 const GROUPS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
 const NAMES: TableDefinition<&str, u64> = TableDefinition::new("names");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -128,22 +131,86 @@ struct Shared {
     /// own (never a stale one: a read must see every write acknowledged before it). Declared
     /// before `db` so that it is dropped first.
     snapshot: RwLock<Option<Arc<Snapshot>>>,
-    db: Database,
+    /// `None` only while the writer reopens the database after a failed commit.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Opens the database file again (a failed commit leaves redb refusing further writes until
+    /// it is reopened).
+    reopen: Box<dyn Fn() -> Result<Database, redb::Error> + Send + Sync>,
+    /// Writes and syncs a scratch file beside the database: whether the disk works again.
+    probe: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
 }
 
+/// Bytes the disk probe writes and syncs.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// The scratch file of the disk probe: beside the database, on the same disk.
+fn probe_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".probe");
+    db.with_file_name(name)
+}
+
+/// How long a reopen waits for readers to let go of the failed database.
+const REOPEN_WAIT: Duration = Duration::from_secs(2);
+
 impl Shared {
+    fn db(&self) -> Result<Arc<Database>, redb::Error> {
+        let unavailable = || redb::Error::Io(std::io::Error::other("database is being reopened"));
+        self.db
+            .read()
+            .ok()
+            .and_then(|db| db.clone())
+            .ok_or_else(unavailable)
+    }
+
     fn snapshot(&self) -> Result<Arc<Snapshot>, redb::Error> {
         if let Ok(guard) = self.snapshot.read()
             && let Some(snapshot) = guard.as_ref()
         {
             return Ok(Arc::clone(snapshot));
         }
-        Snapshot::open(&self.db).map(Arc::new)
+        Snapshot::open(&*self.db()?).map(Arc::new)
+    }
+
+    /// Closes the database and opens it again. Called by the writer, before its next commit,
+    /// after a commit failed, once [`Shared::probe`] says the disk works: until then the failed
+    /// database stays open, and reads are served from what it has cached.
+    fn reopen(&self) -> Result<(), redb::Error> {
+        (self.probe)()?;
+        let Ok(mut slot) = self.db.write() else {
+            return Err(redb::Error::Io(std::io::Error::other(
+                "database lock poisoned",
+            )));
+        };
+        if let Some(mut old) = slot.take() {
+            // The file lock is released when the last handle goes; readers hold one only for
+            // the moment it takes to open a snapshot.
+            let deadline = Instant::now() + REOPEN_WAIT;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => break drop(db),
+                    Err(still_shared) if Instant::now() < deadline => {
+                        old = still_shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(still_shared) => {
+                        *slot = Some(still_shared);
+                        return Err(redb::Error::Io(std::io::Error::other(
+                            "database still in use",
+                        )));
+                    }
+                }
+            }
+        }
+        *slot = Some(Arc::new((self.reopen)()?));
+        drop(slot);
+        self.refresh();
+        Ok(())
     }
 
     /// Called by the writer after each commit, before anyone is told of it.
     fn refresh(&self) {
-        let fresh = match Snapshot::open(&self.db) {
+        let fresh = match self.db().and_then(|db| Snapshot::open(&db)) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot open a read snapshot; reads will open their own");
@@ -166,6 +233,52 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path`, checks its schema version and starts the writer.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let owned = path.to_path_buf();
+        let scratch = probe_path(path);
+        let probe = move || {
+            let file = std::fs::File::create(&scratch)?;
+            let written = std::io::Write::write_all(&mut &file, &[0; PROBE_BYTES])
+                .and_then(|()| file.sync_data());
+            let _ = std::fs::remove_file(&scratch);
+            written
+        };
+        Self::open_with(path, move || Ok(Database::create(&owned)?), probe)
+    }
+
+    /// [`Store::open`] on a disk whose failures `faults` controls: for tests of what a failing
+    /// disk does (see [`DiskFaults`]).
+    pub fn open_with_faults(path: &Path, faults: DiskFaults) -> Result<Store, OpenError> {
+        let owned = path.to_path_buf();
+        let (scratch, probe_faults) = (probe_path(path), faults.clone());
+        let probe = move || {
+            let backend =
+                faults::FaultyFile::new(std::fs::File::create(&scratch)?, probe_faults.clone())
+                    .map_err(std::io::Error::other)?;
+            use redb::StorageBackend;
+            let written = backend
+                .write(0, &[0; PROBE_BYTES])
+                .and_then(|()| backend.sync_data());
+            let _ = std::fs::remove_file(&scratch);
+            written
+        };
+        let open = move || {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&owned)?;
+            let backend = faults::FaultyFile::new(file, faults.clone())?;
+            Ok(redb::Builder::new().create_with_backend(backend)?)
+        };
+        Self::open_with(path, open, probe)
+    }
+
+    fn open_with(
+        path: &Path,
+        open: impl Fn() -> Result<Database, redb::Error> + Send + Sync + 'static,
+        probe: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Result<Store, OpenError> {
         let unreadable = |e: redb::Error| match e {
             redb::Error::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
             source => OpenError::Unreadable {
@@ -173,7 +286,7 @@ impl Store {
                 source,
             },
         };
-        let db = Database::create(path).map_err(|e| unreadable(e.into()))?;
+        let db = open().map_err(unreadable)?;
         match initialise(&db).map_err(unreadable)? {
             SCHEMA_VERSION => {}
             found => {
@@ -185,7 +298,9 @@ impl Store {
         }
         let shared = Arc::new(Shared {
             snapshot: RwLock::new(None),
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            reopen: Box::new(open),
+            probe: Box::new(probe),
         });
         shared.refresh();
         let (tx, rx) = mpsc::channel();
@@ -290,15 +405,22 @@ fn initialise(db: &Database) -> Result<u64, redb::Error> {
 }
 
 fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
-    let mut last_jobs = 1;
+    let (mut last_jobs, mut failed) = (1, false);
     while let Ok(first) = jobs.recv() {
         let started = Instant::now();
         let (batch, calls) = gather(first, jobs, last_jobs);
         last_jobs = batch.len();
         let gathered = started.elapsed().as_micros();
-        let committed = commit(&shared.db, &batch);
+        if failed {
+            match shared.reopen() {
+                Ok(()) => tracing::info!("database reopened after a failed commit"),
+                Err(e) => tracing::error!(error = %e, "cannot reopen the database"),
+            }
+        }
+        let committed = shared.db().and_then(|db| commit(&db, &batch));
+        failed = committed.is_err();
         let durable = started.elapsed().as_micros();
-        if committed.is_ok() {
+        if !failed {
             shared.refresh();
         }
         tracing::trace!(
@@ -316,7 +438,7 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, calls, "commit failed");
+                tracing::error!(error = %e, calls, "commit failed; its calls are answered with an error");
                 let e = StoreError::from(e);
                 for job in batch {
                     let _ = job.reply.send(Err(e.clone()));

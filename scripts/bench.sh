@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The standard benchmark matrix: groupd against in-run baselines on this machine.
+#
+#   scripts/bench.sh [SECONDS_PER_ROW]      (default 5; warm-up 1 s per row)
+#   BENCH_SCALE=0 scripts/bench.sh          (skip the 1,000,000-group rows)
+#
+# Every row prints groupd's figure, the baseline measured in the same run, and their ratio.
+# Baselines: `groupd-load baseline` (a server that answers each line with a fixed valid
+# response, parsing only ids: the transport ceiling) and `groupd-load commit-rate` (one durable
+# redb commit per create). The load generator verifies every answer and fails loudly on a wrong
+# one. Nothing here judges the figures: it prints them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs=${1:-5}
+scale=${BENCH_SCALE:-1}
+cargo build --release --quiet --bins
+bin=target/release
+work=$(mktemp -d "${TMPDIR:-/tmp}/groupd-bench.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start_groupd DB LOGNAME: starts `groupd serve` on an ephemeral port; sets $addr and $server.
+start_groupd() {
+    "$bin/groupd" serve --listen 127.0.0.1:0 --db "$1" 2>"$work/$2.log" &
+    server=$!
+    pids+=("$server")
+    addr=$(wait_for_addr "$work/$2.log")
+}
+wait_for_addr() {
+    for _ in $(seq 1 3000); do
+        a=$(grep -o 'listening on [0-9.:]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f3 || true)
+        if [ -n "$a" ]; then echo "$a"; return; fi
+        sleep 0.01
+    done
+    echo "server did not start; log:" >&2; cat "$1" >&2; exit 1
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+run() { "$bin/groupd-load" run --quiet --warmup 1 --duration "$secs" "$@"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+rows=()
+row() { rows+=("$(printf '| %-44s | %14s | %14s | %7s | %-8s |' "$@")"); }
+
+"$bin/groupd-load" baseline --listen 127.0.0.1:0 2>"$work/baseline.log" &
+pids+=("$!")
+base=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/baseline.log")")
+
+"$bin/groupd-load" seed --db "$work/small.redb" --groups 1000 2>/dev/null
+start_groupd "$work/small.redb" small
+
+commits=$("$bin/groupd-load" commit-rate --dir "$work" --seconds "$secs" | field commits_per_s)
+row "one durable redb commit per create (calls/s)" "-" "$commits" "1" "baseline"
+
+g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000)
+b=$(run --addr "$base" --mix get -c 8 -d 16 --ids 1000)
+get_small=$(field calls_per_s <<<"$g")
+row "getGroup 8x16 (calls/s)" "$get_small" "$(field calls_per_s <<<"$b")" \
+    "$(ratio "$get_small" "$(field calls_per_s <<<"$b")")" ">= 0.75"
+
+g=$(run --addr "$addr" --mix mixed -c 8 -d 16 --ids 1000)
+b=$(run --addr "$base" --mix mixed -c 8 -d 16 --ids 1000)
+row "mixed 90/5/5 8x16 (calls/s)" "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")" \
+    "$(ratio "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")")" ">= 0.5"
+
+for spec in "64 1 1" "1 64 1" "4 1 100"; do
+    read -r c d bsize <<<"$spec"
+    target=$(case "$spec" in "64 1 1") echo ">= 20";; "1 64 1") echo ">= 10";; *) echo ">= 50";; esac)
+    g=$(run --addr "$addr" --mix create -c "$c" -d "$d" -b "$bsize" --ids 1000)
+    label="createGroup ${c}x${d}"
+    if [ "$bsize" -gt 1 ]; then label="$label, batches of $bsize"; fi
+    label="$label (calls/s)"
+    row "$label" "$(field calls_per_s <<<"$g")" "$commits" "$(ratio "$(field calls_per_s <<<"$g")" "$commits")" "$target"
+done
+
+g=$(run --addr "$addr" --mix get -c 8 -d 1 --ids 1000)
+b=$(run --addr "$base" --mix get -c 8 -d 1 --ids 1000)
+row "getGroup 8x1 p99 latency (ms)" "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")" \
+    "$(ratio "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")")" "< 2 ms"
+
+"$bin/groupd-load" idle --addr "$addr" --connections 1000 --seconds 2 >/dev/null 2>&1 &
+idler=$!
+sleep 1.5
+idle_rss=$(rss_kib "$server")
+wait "$idler"
+row "RSS with 1,000 idle connections (MiB)" "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "< 32 MiB"
+stop "$server"
+
+if [ "$scale" = 1 ]; then
+    seeded=$( { /usr/bin/time -f "%e" "$bin/groupd-load" seed --db "$work/big.redb" --groups 1000000 2>&1 >/dev/null; } | tail -1)
+    start=$(date +%s%N)
+    "$bin/groupd" serve --listen 127.0.0.1:0 --db "$work/big.redb" 2>"$work/big.log" &
+    server=$!
+    pids+=("$server")
+    addr=$(wait_for_addr "$work/big.log")
+    "$bin/groupd-load" probe --addr "$addr" >/dev/null
+    ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    row "1M groups: start to first answer (ms)" "$ready_ms" "-" "-" "< 1000"
+    g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000000)
+    row "1M groups: getGroup 8x16 vs 1k groups (calls/s)" "$(field calls_per_s <<<"$g")" "$get_small" \
+        "$(ratio "$(field calls_per_s <<<"$g")" "$get_small")" ">= 0.8"
+    g=$("$bin/groupd-load" run --quiet --warmup 0 --duration "$secs" --addr "$addr" --mix all -c 1 -d 1 --ids 1000000)
+    row "1M groups: getAllGroups p50 (ms)" "$(field p50_ms <<<"$g")" "-" "-" "report"
+    row "1M groups: server peak RSS (MiB)" "$(awk -v k="$(hwm_kib "$server")" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "report"
+    row "1M groups: seeding through Store (s)" "$seeded" "-" "-" "report"
+    stop "$server"
+fi
+
+printf '\n| %-44s | %14s | %14s | %7s | %-8s |\n' "row" "groupd" "baseline" "ratio" "target"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" \
+    "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..10})"
+printf '%s\n' "${rows[@]}"
+echo
+echo "machine: $(nproc) cores; load generator and servers share it; ${secs}s per row after 1s warm-up"

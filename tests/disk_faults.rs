@@ -1,0 +1,177 @@
+//! A failing disk (SPEC §2 "Storage failure", issue 3 item 5): the calls of a failed commit
+//! are answered -32603, nothing that is not durable is acknowledged, reads go on, and writes
+//! recover once the fault clears. The database runs on a backend whose writes, fsyncs and
+//! growth the test can make fail; requests go through the real JSON-RPC dispatcher.
+
+use groupd::dispatch::Service;
+use groupd::limits::Limits;
+use groupd::storage::{DiskFaults, Store};
+
+struct Harness {
+    service: Service,
+    faults: DiskFaults,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("groupd=debug")
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faults.redb");
+        let faults = DiskFaults::new();
+        let store = Store::open_with_faults(&path, faults.clone()).unwrap();
+        Harness {
+            service: Service::new(store, Limits::default()),
+            faults,
+            _dir: dir,
+            path,
+        }
+    }
+
+    async fn call(&self, request: &str) -> String {
+        let mut out = Vec::new();
+        self.service.handle_line(request.as_bytes(), &mut out).await;
+        String::from_utf8(out).unwrap().trim_end().to_string()
+    }
+
+    async fn create(&self, id: u32, name: &str) -> String {
+        let request =
+            format!(r#"{{"jsonrpc":"2.0","method":"createGroup","id":{id},"params":["{name}"]}}"#);
+        self.call(&request).await
+    }
+
+    async fn all(&self) -> String {
+        self.call(r#"{"jsonrpc":"2.0","method":"getAllGroups","id":0}"#)
+            .await
+    }
+}
+
+fn internal_error(id: u32) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":"Internal error"}}}}"#)
+}
+
+fn created(id: u32, group: u32) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{group}}}"#)
+}
+
+/// Runs one fault through its whole life: before, during, after, and after a restart.
+async fn survives(fault: impl Fn(&DiskFaults, bool)) {
+    let h = Harness::new();
+    assert_eq!(h.create(1, "before").await, created(1, 1));
+
+    fault(&h.faults, true);
+    assert_eq!(h.create(2, "during").await, internal_error(2));
+    // Every call in a failed commit fails; reads keep being served from the last commit.
+    let batch = r#"[{"jsonrpc":"2.0","method":"createGroup","id":3,"params":["x"]},{"jsonrpc":"2.0","method":"removeGroup","id":4,"params":[1]}]"#;
+    assert_eq!(
+        h.call(batch).await,
+        format!("[{},{}]", internal_error(3), internal_error(4))
+    );
+    assert_eq!(
+        h.call(r#"{"jsonrpc":"2.0","method":"getGroup","id":5,"params":[1]}"#)
+            .await,
+        r#"{"jsonrpc":"2.0","id":5,"result":{"id":"1","external_id":"","name":"before"}}"#
+    );
+    assert_eq!(
+        h.all().await,
+        r#"{"jsonrpc":"2.0","id":0,"result":[{"id":"1","external_id":"","name":"before"}]}"#
+    );
+
+    fault(&h.faults, false);
+    let after = h.create(6, "after").await;
+    assert!(
+        after.starts_with(r#"{"jsonrpc":"2.0","id":6,"result":"#) && !after.contains("false"),
+        "{after}"
+    );
+    let after_id: u64 = after
+        .trim_end_matches('}')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let listed = h.all().await;
+    assert!(
+        listed.contains(r#""name":"before""#) && listed.contains(r#""name":"after""#),
+        "{listed}"
+    );
+
+    // What was acknowledged is on disk.
+    let Harness {
+        service,
+        path,
+        _dir,
+        ..
+    } = h;
+    drop(service);
+    let reopened = Service::new(Store::open(&path).unwrap(), Limits::default());
+    let mut out = Vec::new();
+    let get = format!(r#"{{"jsonrpc":"2.0","method":"getGroup","id":7,"params":[{after_id}]}}"#);
+    reopened.handle_line(get.as_bytes(), &mut out).await;
+    let expected = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"id":"{after_id}","external_id":"","name":"after"}}}}"#
+    );
+    assert_eq!(String::from_utf8_lossy(&out).trim_end(), expected);
+    out.clear();
+    reopened
+        .handle_line(
+            br#"{"jsonrpc":"2.0","method":"getGroup","id":8,"params":[1]}"#,
+            &mut out,
+        )
+        .await;
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains(r#""name":"before""#)
+    );
+}
+
+#[tokio::test]
+async fn failing_fsync() {
+    survives(|f, on| f.fail_syncs(on)).await;
+}
+
+#[tokio::test]
+async fn failing_writes() {
+    survives(|f, on| f.fail_writes(on)).await;
+}
+
+#[tokio::test]
+async fn a_full_disk() {
+    let h = Harness::new();
+    h.faults.fill(true);
+    // The file has some room left; fill it until a commit needs more.
+    let long = "x".repeat(255);
+    let mut failed_at = None;
+    for i in 1..20_000u32 {
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","method":"createGroup","id":{i},"params":["g{i}","{long}"]}}"#
+        );
+        let answer = h.call(&request).await;
+        if answer == internal_error(i) {
+            failed_at = Some(i);
+            break;
+        }
+        assert_eq!(
+            answer,
+            created(i, i),
+            "only success or -32603 may come back"
+        );
+    }
+    let failed_at = failed_at.expect("a full disk never failed a commit");
+    let before = h.all().await;
+    assert!(
+        !before.contains(&format!(r#""name":"g{failed_at}""#)),
+        "a failed create is visible"
+    );
+    h.faults.fill(false);
+    let again = h.create(1, "room again").await;
+    assert!(
+        !again.contains("error") && !again.contains("false"),
+        "{again}"
+    );
+}
