@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::codec::Frame;
 use crate::discover;
-use crate::group::{self, Group};
+use crate::group::{self, GroupRef};
 use crate::jsonrpc::{self, Message, Params, Request, RpcError};
 use crate::limits::Limits;
 use crate::methods::{self, MAX_PARAMS, Method, Procedure};
@@ -21,8 +21,8 @@ use crate::storage::{Store, StoreError, WriteOp, WriteOutcome};
 pub enum Outcome {
     Id(u64),
     Bool(bool),
-    Group(Group),
-    Groups(Vec<Group>),
+    /// A read's result, already rendered as JSON straight from storage.
+    Json(Vec<u8>),
     /// Ready-made JSON.
     Document(&'static str),
 }
@@ -192,12 +192,27 @@ impl Service {
 
     fn read(&self, call: Call) -> Result<Outcome, RpcError> {
         match call {
-            Call::Get(id) => Ok(self
-                .store
-                .get(id)
-                .map_err(internal)?
-                .map_or(Outcome::Bool(false), Outcome::Group)),
-            Call::GetAll => Ok(Outcome::Groups(self.store.all().map_err(internal)?)),
+            Call::Get(id) => {
+                let rendered = self
+                    .store
+                    .view(id, |group| render(|out| write_group(out, group)));
+                Ok(rendered
+                    .map_err(internal)?
+                    .map_or(Outcome::Bool(false), Outcome::Json))
+            }
+            Call::GetAll => {
+                let mut out = b"[".to_vec();
+                self.store
+                    .view_all(|group| {
+                        if out.len() > 1 {
+                            out.push(b',');
+                        }
+                        write_group(&mut out, group);
+                    })
+                    .map_err(internal)?;
+                out.push(b']');
+                Ok(Outcome::Json(out))
+            }
             Call::Refuse | Call::Write(_) | Call::Authenticate(_) | Call::Discover => {
                 Ok(Outcome::Bool(false))
             }
@@ -433,7 +448,7 @@ fn group_id(raw: Option<&RawValue>) -> Result<u64, RpcError> {
     let not_integer = || RpcError::InvalidParams("group_id must be an integer".into());
     let raw = raw.ok_or_else(not_integer)?;
     let digits = match jsonrpc::decode_str(raw) {
-        Some(s) => s.into_owned(),
+        Some(s) => s,
         None => {
             let text = raw.get();
             if let Some(magnitude) = text.strip_prefix('-') {
@@ -443,7 +458,7 @@ fn group_id(raw: Option<&RawValue>) -> Result<u64, RpcError> {
                     Err(not_integer())
                 };
             }
-            text.to_owned()
+            std::borrow::Cow::Borrowed(text)
         }
     };
     if !is_digits(&digits) {
@@ -458,38 +473,58 @@ fn is_digits(s: &str) -> bool {
 
 fn write_outcome(out: &mut Vec<u8>, outcome: &Outcome) {
     match outcome {
-        Outcome::Id(id) => out.extend_from_slice(id.to_string().as_bytes()),
+        Outcome::Id(id) => write_u64(out, *id),
         Outcome::Bool(true) => out.extend_from_slice(b"true"),
         Outcome::Bool(false) => out.extend_from_slice(b"false"),
-        Outcome::Group(group) => write_group(out, group),
+        Outcome::Json(json) => out.extend_from_slice(json),
         Outcome::Document(json) => out.extend_from_slice(json.as_bytes()),
-        Outcome::Groups(groups) => {
-            out.push(b'[');
-            for (i, group) in groups.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_group(out, group);
-            }
-            out.push(b']');
-        }
     }
 }
 
+/// Appends `n` in decimal without allocating.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn render(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    write(&mut out);
+    out
+}
+
 /// `{"id":"<decimal>","external_id":…,"name":…}`: the id as a string, as Kanboard documents it.
-fn write_group(out: &mut Vec<u8>, group: &Group) {
+fn write_group(out: &mut Vec<u8>, group: GroupRef<'_>) {
     out.extend_from_slice(b"{\"id\":\"");
-    out.extend_from_slice(group.id.to_string().as_bytes());
+    write_u64(out, group.id);
     out.extend_from_slice(b"\",\"external_id\":");
-    jsonrpc::write_str(out, &group.external_id);
+    jsonrpc::write_str(out, group.external_id);
     out.extend_from_slice(b",\"name\":");
-    jsonrpc::write_str(out, &group.name);
+    jsonrpc::write_str(out, group.name);
     out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1416806551, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn group_id_accepts_integers_and_digit_strings() {

@@ -16,6 +16,24 @@ pub struct Group {
     pub external_id: String,
 }
 
+/// A group as storage holds it, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRef<'a> {
+    pub id: u64,
+    pub name: &'a str,
+    pub external_id: &'a str,
+}
+
+impl GroupRef<'_> {
+    pub fn to_owned(self) -> Group {
+        Group {
+            id: self.id,
+            name: self.name.to_owned(),
+            external_id: self.external_id.to_owned(),
+        }
+    }
+}
+
 /// A name is 1 to 100 characters and not only whitespace. It is otherwise kept verbatim: no
 /// trimming, no case folding, no normalisation.
 pub fn name_is_valid(name: &str) -> bool {

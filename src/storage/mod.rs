@@ -22,12 +22,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 use tokio::sync::oneshot;
 
-use crate::group::Group;
+use crate::group::{Group, GroupRef};
 
 mod faults;
 pub use faults::DiskFaults;
@@ -317,34 +316,49 @@ impl Store {
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Group>, StoreError> {
+        self.view(id, |group| group.to_owned())
+    }
+
+    /// Shows group `id` to `look` without copying it out of the database.
+    pub fn view<T>(
+        &self,
+        id: u64,
+        look: impl FnOnce(GroupRef<'_>) -> T,
+    ) -> Result<Option<T>, StoreError> {
         let snapshot = self.shared.snapshot()?;
-        Ok(snapshot.groups.get(&id)?.map(|row| {
+        let row = snapshot.groups.get(&id)?;
+        Ok(row.map(|row| {
             let (name, external_id) = row.value();
-            Group {
+            look(GroupRef {
                 id,
-                name: name.to_owned(),
-                external_id: external_id.to_owned(),
-            }
+                name,
+                external_id,
+            })
         }))
     }
 
-    /// Every group, in name order.
-    pub fn all(&self) -> Result<Vec<Group>, StoreError> {
+    /// Shows every group to `look`, in name order, without copying them out of the database:
+    /// a million groups cost no more memory than one.
+    pub fn view_all(&self, mut look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
         let snapshot = self.shared.snapshot()?;
-        let mut all = Vec::with_capacity(usize::try_from(snapshot.names.len()?).unwrap_or(0));
         for entry in snapshot.names.iter()? {
             let (name, id) = entry?;
             let id = id.value();
             if let Some(row) = snapshot.groups.get(&id)? {
-                let (_, external_id) = row.value();
-                let name = name.value().to_owned();
-                all.push(Group {
+                look(GroupRef {
                     id,
-                    name,
-                    external_id: external_id.to_owned(),
+                    name: name.value(),
+                    external_id: row.value().1,
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Every group, in name order.
+    pub fn all(&self) -> Result<Vec<Group>, StoreError> {
+        let mut all = Vec::new();
+        self.view_all(|group| all.push(group.to_owned()))?;
         Ok(all)
     }
 
