@@ -16,6 +16,7 @@
 //! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -137,6 +138,18 @@ struct Shared {
     reopen: Box<dyn Fn() -> Result<Database, redb::Error> + Send + Sync>,
     /// Writes and syncs a scratch file beside the database: whether the disk works again.
     probe: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    /// Durable commits made, and the calls they held.
+    commits: AtomicU64,
+    committed_calls: AtomicU64,
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Durable commits made.
+    pub commits: u64,
+    /// Calls those commits held; `committed_calls / commits` is the mean group-commit size.
+    pub committed_calls: u64,
 }
 
 /// Bytes the disk probe writes and syncs.
@@ -300,6 +313,8 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             reopen: Box::new(open),
             probe: Box::new(probe),
+            commits: AtomicU64::new(0),
+            committed_calls: AtomicU64::new(0),
         });
         shared.refresh();
         let (tx, rx) = mpsc::channel();
@@ -353,6 +368,13 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            committed_calls: self.shared.committed_calls.load(Ordering::Relaxed),
+        }
     }
 
     /// Every group, in name order.
@@ -436,6 +458,10 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
         let durable = started.elapsed().as_micros();
         if !failed {
             shared.refresh();
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+            shared
+                .committed_calls
+                .fetch_add(calls as u64, Ordering::Relaxed);
         }
         tracing::trace!(
             jobs = batch.len(),
