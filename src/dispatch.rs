@@ -127,8 +127,14 @@ impl Service {
                         queued.push((line, step));
                     }
                     State::Read(call) => {
-                        self.commit(&mut lines, &mut queued, &mut ops).await;
-                        lines[line].steps[step].state = State::Done(self.read(call));
+                        let outcome = match self.read_ahead(&call, &ops) {
+                            Some(outcome) => outcome,
+                            None => {
+                                self.commit(&mut lines, &mut queued, &mut ops).await;
+                                self.read(&call)
+                            }
+                        };
+                        lines[line].steps[step].state = State::Done(outcome);
                     }
                     done @ State::Done(_) => *state = done,
                 }
@@ -190,8 +196,34 @@ impl Service {
         }
     }
 
-    fn read(&self, call: Call) -> Result<Outcome, RpcError> {
-        match call {
+    /// Runs a read before the writes queued ahead of it are committed, when that cannot change
+    /// its answer: a `getGroup` of a group those writes do not touch. (A queued create makes a
+    /// group that does not exist yet, so it can only change a `false`.) The answer still goes
+    /// out after the writes' answers, and it reflects every write acknowledged before it.
+    /// `None`: the read must wait for the commit.
+    fn read_ahead(&self, call: &Call, queued: &[WriteOp]) -> Option<Result<Outcome, RpcError>> {
+        if queued.is_empty() {
+            return Some(self.read(call));
+        }
+        let Call::Get(wanted) = *call else {
+            return None;
+        };
+        let touches = |op: &WriteOp| match op {
+            WriteOp::Update { id, .. } | WriteOp::Remove { id } => *id == wanted,
+            WriteOp::Create { .. } => false,
+        };
+        if queued.iter().any(touches) {
+            return None;
+        }
+        let creates = queued.iter().any(|op| matches!(op, WriteOp::Create { .. }));
+        match self.read(call) {
+            Ok(Outcome::Bool(false)) if creates => None,
+            outcome => Some(outcome),
+        }
+    }
+
+    fn read(&self, call: &Call) -> Result<Outcome, RpcError> {
+        match *call {
             Call::Get(id) => {
                 let rendered = self
                     .store

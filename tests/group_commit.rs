@@ -206,3 +206,52 @@ fn every_acknowledged_write_survives_kill_9() {
     }
     assert_eq!(acked.len(), 16 * 40);
 }
+
+/// Reads may run before the commit of the writes ahead of them only when those writes cannot
+/// change their answer; a read of a group a queued write touches waits for it.
+#[tokio::test]
+async fn reads_after_queued_writes_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::new(
+        Store::open(&dir.path().join("g.redb")).unwrap(),
+        Limits::default(),
+    );
+    let call = |line: String| {
+        let service = &service;
+        async move {
+            let mut out = Vec::new();
+            service.handle_line(line.as_bytes(), &mut out).await;
+            String::from_utf8(out).unwrap()
+        }
+    };
+    assert_eq!(
+        call(create(1, "a")).await,
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}\n"
+    );
+    assert_eq!(
+        call(create(2, "b")).await,
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":2}\n"
+    );
+    let batch = concat!(
+        r#"[{"jsonrpc":"2.0","method":"updateGroup","id":1,"params":[1,"z"]},"#,
+        r#"{"jsonrpc":"2.0","method":"getGroup","id":2,"params":[2]},"#,
+        r#"{"jsonrpc":"2.0","method":"getGroup","id":3,"params":[1]},"#,
+        r#"{"jsonrpc":"2.0","method":"removeGroup","id":4,"params":[1]},"#,
+        r#"{"jsonrpc":"2.0","method":"getGroup","id":5,"params":[1]},"#,
+        r#"{"jsonrpc":"2.0","method":"createGroup","id":6,"params":["c"]},"#,
+        r#"{"jsonrpc":"2.0","method":"getGroup","id":7,"params":[3]}]"#
+    );
+    assert_eq!(
+        call(batch.to_string()).await,
+        concat!(
+            r#"[{"jsonrpc":"2.0","id":1,"result":true},"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"id":"2","external_id":"","name":"b"}},"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{"id":"1","external_id":"","name":"z"}},"#,
+            r#"{"jsonrpc":"2.0","id":4,"result":true},"#,
+            r#"{"jsonrpc":"2.0","id":5,"result":false},"#,
+            r#"{"jsonrpc":"2.0","id":6,"result":3},"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"id":"3","external_id":"","name":"c"}}]"#,
+            "\n"
+        )
+    );
+}
