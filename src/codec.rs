@@ -165,8 +165,9 @@ impl FrameCodec {
         let header_bytes = end + 4;
         if length > self.max_bytes {
             buf.advance(header_bytes);
-            self.skipping = length;
-            let _ = self.decode_body(buf);
+            let here = length.min(buf.len());
+            buf.advance(here);
+            self.skipping = length - here;
             return Some(Frame::Oversized);
         }
         if buf.len() < header_bytes + length {
@@ -339,6 +340,15 @@ mod tests {
             false,
         );
         assert_eq!(got, vec![Frame::Oversized, line("{}")]);
+    }
+
+    #[test]
+    fn an_oversized_body_and_the_next_message_in_one_read() {
+        let input = b"Content-Length: 6\r\n\r\n123456Content-Length: 2\r\n\r\n{}";
+        assert_eq!(
+            frames(4, &[input], false),
+            vec![Frame::Oversized, line("{}")]
+        );
     }
 
     #[test]

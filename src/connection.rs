@@ -44,9 +44,9 @@ pub enum End {
 /// Serves requests from `reader` until EOF, the idle timeout, or `shutdown`.
 pub async fn serve<R, W>(
     reader: R,
-    writer: W,
+    mut writer: W,
     service: &Service,
-    mut session: Session,
+    session: Session,
     idle: Option<Duration>,
     shutdown: &CancellationToken,
 ) -> std::io::Result<End>
@@ -56,24 +56,26 @@ where
 {
     let codec = FrameCodec::new(service.limits().max_line_bytes);
     let mut frames = FramedRead::with_capacity(reader, codec, READ_BUFFER_BYTES);
-    let mut writer = writer;
-    // Framed answers not yet written; it grows only as answers need it, so an idle
-    // conversation costs its read buffer and little else.
-    let (mut answers, mut out) = (Vec::new(), Vec::new());
-    let mut waiting: Vec<Frame> = Vec::new();
+    let mut talk = Conversation {
+        service,
+        session,
+        waiting: Vec::new(),
+        answers: Vec::new(),
+        out: Vec::new(),
+    };
     let end = loop {
         if shutdown.is_cancelled() {
             break End::Shutdown;
         }
-        if waiting.is_empty() {
-            take_ready(&mut frames, &mut waiting);
+        if talk.waiting.is_empty() {
+            take_ready(&mut frames, &mut talk.waiting);
         }
-        if (waiting.is_empty() || out.len() >= WRITE_BUFFER_BYTES)
-            && !send(&mut writer, &mut out, idle).await?
+        if (talk.waiting.is_empty() || talk.out.len() >= WRITE_BUFFER_BYTES)
+            && !send(&mut writer, &mut talk.out, idle).await?
         {
             break End::Idle;
         }
-        if waiting.is_empty() {
+        if talk.waiting.is_empty() {
             let next = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break End::Shutdown,
@@ -82,44 +84,64 @@ where
             match next {
                 None => break End::Idle,
                 Some(None) => break End::Eof,
-                Some(Some(frame)) => waiting.push(frame?),
+                Some(Some(frame)) => talk.waiting.push(frame?),
             }
-            take_ready(&mut frames, &mut waiting);
+            take_ready(&mut frames, &mut talk.waiting);
         }
-        let broken = answer(
-            service,
-            &mut session,
-            &mut waiting,
-            &mut answers,
-            &mut out,
-            frames.decoder(),
-        )
-        .await;
-        if broken {
+        if talk.answer(frames.decoder()).await {
             break End::Unframeable;
         }
-        if let Some(ending) = session.ending() {
+        if let Some(ending) = talk.session.ending() {
             break End::Refused(ending);
         }
     };
     if end == End::Shutdown {
         // Answer what was already read, and no more.
-        take_ready(&mut frames, &mut waiting);
-        while !waiting.is_empty() && session.ending().is_none() {
-            answer(
-                service,
-                &mut session,
-                &mut waiting,
-                &mut answers,
-                &mut out,
-                frames.decoder(),
-            )
-            .await;
+        take_ready(&mut frames, &mut talk.waiting);
+        while !talk.waiting.is_empty() && talk.session.ending().is_none() {
+            talk.answer(frames.decoder()).await;
         }
     }
-    send(&mut writer, &mut out, idle).await?;
+    send(&mut writer, &mut talk.out, idle).await?;
     let _ = writer.shutdown().await;
     Ok(end)
+}
+
+/// One conversation's state between reads and writes.
+struct Conversation<'s> {
+    service: &'s Service,
+    session: Session,
+    /// Requests read and not yet handled.
+    waiting: Vec<Frame>,
+    /// Answers before Content-Length framing (unused with line framing).
+    answers: Vec<u8>,
+    /// Framed answers not yet written. It grows only as answers need it, so an idle
+    /// conversation costs its read buffer and little else.
+    out: Vec<u8>,
+}
+
+impl Conversation<'_> {
+    /// Handles some of `waiting` (removing them) and appends their framed answers to `out`.
+    /// True when one of them was [`Frame::Unframeable`], after which the conversation must end.
+    async fn answer(&mut self, codec: &FrameCodec) -> bool {
+        let done = if codec.framing() == Framing::ContentLength {
+            self.answers.clear();
+            let done = self
+                .service
+                .handle_frames(&mut self.session, &self.waiting, &mut self.answers)
+                .await;
+            codec.encode_answers(&self.answers, &mut self.out);
+            self.answers.shrink_to(WRITE_BUFFER_BYTES);
+            done
+        } else {
+            self.service
+                .handle_frames(&mut self.session, &self.waiting, &mut self.out)
+                .await
+        };
+        self.waiting
+            .drain(..done)
+            .any(|f| matches!(f, Frame::Unframeable(_)))
+    }
 }
 
 /// Writes and empties `out`; false when the peer did not take it within the idle timeout.
@@ -132,37 +154,16 @@ async fn send<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return Ok(true);
     }
-    let written = within(idle, writer.write_all(out))
-        .await
-        .transpose()?
-        .is_some();
+    // Flushed: stdout hands writes to a blocking thread (and std's line buffer), and only a
+    // flush waits for them to reach the peer.
+    let write = async {
+        writer.write_all(out).await?;
+        writer.flush().await
+    };
+    let written = within(idle, write).await.transpose()?.is_some();
     out.clear();
     out.shrink_to(WRITE_BUFFER_BYTES);
     Ok(written)
-}
-
-/// Handles some of `waiting` (removing them) and appends their framed answers to `out`. True when
-/// one of them was [`Frame::Unframeable`], after which the conversation must end.
-async fn answer(
-    service: &Service,
-    session: &mut Session,
-    waiting: &mut Vec<Frame>,
-    answers: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    codec: &FrameCodec,
-) -> bool {
-    let done = if codec.framing() == Framing::ContentLength {
-        answers.clear();
-        let done = service.handle_frames(session, waiting, answers).await;
-        codec.encode_answers(answers, out);
-        answers.shrink_to(WRITE_BUFFER_BYTES);
-        done
-    } else {
-        service.handle_frames(session, waiting, out).await
-    };
-    waiting
-        .drain(..done)
-        .any(|f| matches!(f, Frame::Unframeable(_)))
 }
 
 /// Moves the requests that are already here (in the read buffer, or readable from the peer
