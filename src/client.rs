@@ -42,7 +42,8 @@ pub struct CallArgs {
     #[arg(long, value_name = "ADDR", conflicts_with = "stdio_db")]
     pub addr: Option<String>,
     /// Answer the call in-process from this database, as `groupd stdio --db PATH` would,
-    /// instead of calling a server (the database must not be open in a running server).
+    /// instead of calling a server (created when missing; it must not be open in a running
+    /// server).
     #[arg(long, value_name = "PATH")]
     pub stdio_db: Option<PathBuf>,
     /// File holding the server's token: `authenticate` is called with it first.
@@ -99,8 +100,9 @@ pub enum Reply {
 /// Runs `groupd call` and says how the process should exit.
 pub fn run(args: CallArgs) -> ExitCode {
     match call(&args) {
+        // A closed stdout (`| head -c0`) is the reader's choice, not a failed call.
         Ok(Reply::Result(json)) => {
-            println!("{json}");
+            let _ = writeln!(std::io::stdout(), "{json}");
             ExitCode::SUCCESS
         }
         Ok(Reply::Error(json)) => {
