@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README names and .ci/run runs. Installs what the client
+# tests need (Debian netcat/socat, npm and PyPI packages into target/ and tests/interop/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test
+# Kanboard's Python client libraries (from PyPI) against a real `groupd serve --http`.
+bash scripts/kanboard-clients.sh
+# Third-party JSON-RPC clients (netcat, socat, jayson, vscode-jsonrpc, python-lsp-jsonrpc,
+# jsonrpcclient) against a real groupd, and the README's client snippets.
+bash scripts/interop.sh
