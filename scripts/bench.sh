@@ -55,6 +55,17 @@ pids+=("$!")
 base=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/baseline.log")")
 
 "$bin/groupd-load" seed --db "$work/small.redb" --groups 1000 2>/dev/null
+
+# Memory first, on a fresh server: what 1,000 connections that send nothing cost.
+start_groupd "$work/small.redb" idle
+"$bin/groupd-load" idle --addr "$addr" --connections 1000 --seconds 2 >/dev/null 2>&1 &
+idler=$!
+sleep 1.5
+idle_rss=$(rss_kib "$server")
+wait "$idler"
+stop "$server"
+row "RSS with 1,000 idle connections (MiB)" "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "< 32 MiB"
+
 start_groupd "$work/small.redb" small
 
 commits=$("$bin/groupd-load" commit-rate --dir "$work" --seconds "$secs" | field commits_per_s)
@@ -86,12 +97,6 @@ b=$(run --addr "$base" --mix get -c 8 -d 1 --ids 1000)
 row "getGroup 8x1 p99 latency (ms)" "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")" \
     "$(ratio "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")")" "< 2 ms"
 
-"$bin/groupd-load" idle --addr "$addr" --connections 1000 --seconds 2 >/dev/null 2>&1 &
-idler=$!
-sleep 1.5
-idle_rss=$(rss_kib "$server")
-wait "$idler"
-row "RSS with 1,000 idle connections (MiB)" "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "< 32 MiB"
 stop "$server"
 
 if [ "$scale" = 1 ]; then
