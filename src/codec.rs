@@ -21,8 +21,9 @@ use tokio_util::codec::Decoder;
 pub enum Frame {
     /// A request: a line without its line ending, or a Content-Length body.
     Line(Bytes),
-    /// A line or body went over the byte limit; it has been (or is being) discarded.
-    Oversized,
+    /// A line or body went over the byte limit; it has been (or is being) discarded. `head` keeps
+    /// the line's first [`OVERSIZED_HEAD_BYTES`] bytes, enough to tell an HTTP request line.
+    Oversized { head: Bytes },
     /// Headers that do not say where the body ends; nothing after them can be trusted.
     Unframeable(&'static str),
 }
@@ -39,6 +40,9 @@ pub enum Framing {
 }
 
 const CONTENT_LENGTH: &[u8] = b"content-length:";
+
+/// Bytes of an over-long line kept in [`Frame::Oversized`].
+pub const OVERSIZED_HEAD_BYTES: usize = 16;
 
 /// Bytes of one header block at most: far more than any real client sends.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -116,10 +120,11 @@ impl FrameCodec {
                 },
                 // One byte of slack for a `\r` whose `\n` has not arrived yet.
                 (None, false) if buf.len() > self.max_bytes + 1 => {
+                    let head = oversized_head(buf);
                     buf.clear();
                     self.scanned = 0;
                     self.discarding = true;
-                    return Some(Frame::Oversized);
+                    return Some(head);
                 }
                 (None, false) => {
                     self.scanned = buf.len();
@@ -137,7 +142,7 @@ impl FrameCodec {
             line.truncate(line.len() - 1);
         }
         if line.len() > self.max_bytes {
-            return Some(Frame::Oversized);
+            return Some(oversized_head(&line));
         }
         if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             return None;
@@ -168,7 +173,7 @@ impl FrameCodec {
             let here = length.min(buf.len());
             buf.advance(here);
             self.skipping = length - here;
-            return Some(Frame::Oversized);
+            return Some(Frame::Oversized { head: Bytes::new() });
         }
         if buf.len() < header_bytes + length {
             buf.reserve(header_bytes + length - buf.len());
@@ -181,6 +186,12 @@ impl FrameCodec {
     fn unframeable(&mut self, why: &'static str) -> Frame {
         self.broken = true;
         Frame::Unframeable(why)
+    }
+}
+
+fn oversized_head(line: &[u8]) -> Frame {
+    Frame::Oversized {
+        head: Bytes::copy_from_slice(&line[..line.len().min(OVERSIZED_HEAD_BYTES)]),
     }
 }
 
@@ -273,7 +284,32 @@ mod tests {
                 out.push(f);
             }
         }
-        out
+        // Heads are checked on their own (below).
+        out.into_iter()
+            .map(|f| {
+                if matches!(f, Frame::Oversized { .. }) {
+                    oversized()
+                } else {
+                    f
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_oversized_line_keeps_its_head() {
+        let mut codec = FrameCodec::new(8);
+        let mut buf = BytesMut::from(&b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]);
+        let head = Bytes::from_static(b"GET /aaaaaaaaaaa");
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Frame::Oversized { head })
+        );
+    }
+
+    /// An over-long frame, whatever its head.
+    fn oversized() -> Frame {
+        Frame::Oversized { head: Bytes::new() }
     }
 
     fn line(s: &str) -> Frame {
@@ -295,16 +331,16 @@ mod tests {
     #[test]
     fn overlong_line_is_reported_once_when_the_limit_is_crossed() {
         let got = frames(4, &[b"123456"], false);
-        assert_eq!(got, vec![Frame::Oversized]);
+        assert_eq!(got, vec![oversized()]);
         let got = frames(4, &[b"123456", b"789", b"0\nok\n"], false);
-        assert_eq!(got, vec![Frame::Oversized, line("ok")]);
+        assert_eq!(got, vec![oversized(), line("ok")]);
     }
 
     #[test]
     fn complete_overlong_line_is_oversized() {
         assert_eq!(
             frames(4, &[b"12345\nok\n"], false),
-            vec![Frame::Oversized, line("ok")]
+            vec![oversized(), line("ok")]
         );
     }
 
@@ -339,16 +375,13 @@ mod tests {
             ],
             false,
         );
-        assert_eq!(got, vec![Frame::Oversized, line("{}")]);
+        assert_eq!(got, vec![oversized(), line("{}")]);
     }
 
     #[test]
     fn an_oversized_body_and_the_next_message_in_one_read() {
         let input = b"Content-Length: 6\r\n\r\n123456Content-Length: 2\r\n\r\n{}";
-        assert_eq!(
-            frames(4, &[input], false),
-            vec![Frame::Oversized, line("{}")]
-        );
+        assert_eq!(frames(4, &[input], false), vec![oversized(), line("{}")]);
     }
 
     #[test]

@@ -164,9 +164,20 @@ impl Service {
                 state: State::Done(Err(err)),
             }],
         };
+        let first_bytes = match frame {
+            Frame::Line(line) => line,
+            Frame::Oversized { head } => head,
+            Frame::Unframeable(_) => &Bytes::new(),
+        };
+        if session.rejects_first_line(first_bytes) {
+            return Planned {
+                batch: false,
+                steps: Vec::new(),
+            };
+        }
         let line = match frame {
             Frame::Line(line) => line,
-            Frame::Oversized => {
+            Frame::Oversized { .. } => {
                 let limit = self.limits.max_line_bytes;
                 return rejected(RpcError::InvalidRequest(Some(format!(
                     "request line exceeds the limit of {limit} bytes"
@@ -176,12 +187,6 @@ impl Service {
                 return rejected(RpcError::InvalidRequest(Some((*why).to_string())));
             }
         };
-        if session.rejects_first_line(line) {
-            return Planned {
-                batch: false,
-                steps: Vec::new(),
-            };
-        }
         let mut plan = |request| plan_request(session, request);
         match jsonrpc::parse_line(line, self.limits.max_batch) {
             Message::Rejected(err) => rejected(err),
