@@ -72,15 +72,6 @@ pub async fn serve(
     finish(shared.tracker).await;
 }
 
-/// Accepts connections on `listener` alone until `shutdown`, then waits for them to finish.
-pub async fn serve_tcp(listener: TcpListener, service: Arc<Service>, shutdown: CancellationToken) {
-    let listeners = Listeners {
-        tcp: listener,
-        http: None,
-    };
-    serve(listeners, service, None, shutdown).await;
-}
-
 /// The accept loop every listener runs: takes a connection slot for each new connection (or
 /// notes there was none) and hands both to `handle` on a tracked task. Returns at `shutdown`,
 /// dropping the listener so that no more connections queue up.
