@@ -6,20 +6,16 @@
 //! To add a finding: `xxd -p tests/fuzz/artifacts/wire/crash-…` gives the hex for a new case.
 
 mod common;
-
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+#[path = "support/wire.rs"]
+mod wire;
 
 use common::{PARSE_ERROR, line_matches};
-use groupd::auth::Token;
 use groupd::connection;
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::session::Session;
 use groupd::storage::Store;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::sync::CancellationToken;
+use wire::{Mode, answers, check_answer};
 
 /// The fuzz target's limits (tests/fuzz/fuzz_targets/wire.rs).
 const LIMITS: Limits = Limits {
@@ -29,28 +25,14 @@ const LIMITS: Limits = Limits {
     idle_timeout: None,
 };
 
-const TOKEN: &[u8] = b"t0k";
-
-/// Runs one fuzz input (mode byte, then the peer's bytes) and returns what the peer got.
+/// Runs one fuzz input (mode byte, then the peer's bytes) as the fuzz target does, checks the
+/// answers by the fuzz target's rules, and returns what the peer got.
 fn replay(hex: &str) -> String {
     let data = decode_hex(hex);
     let Some((&mode, input)) = data.split_first() else {
         return String::new();
     };
-    let session = match mode & 3 {
-        0 | 1 => Session::trusted(),
-        2 => Session::tcp(None),
-        _ => Session::tcp(Token::new(TOKEN).map(Arc::new)),
-    };
-    let reader = Chunked {
-        data: input,
-        chunk: match mode >> 3 {
-            0 => usize::MAX,
-            n => usize::from(n),
-        },
-        stall: mode & 4 != 0,
-        stalled: false,
-    };
+    let mode = Mode::from(mode);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(&dir.path().join("groupd.redb")).expect("open the database");
     let service = Service::new(store, LIMITS);
@@ -60,14 +42,17 @@ fn replay(hex: &str) -> String {
         .expect("a runtime");
     let mut out = Vec::new();
     let end = runtime.block_on(connection::serve(
-        reader,
+        mode.peer(input),
         &mut out,
         &service,
-        session,
+        mode.session(),
         None,
         &CancellationToken::new(),
     ));
     end.expect("serve failed");
+    for answer in answers(input, &out) {
+        check_answer(&answer);
+    }
     String::from_utf8(out).expect("answers are UTF-8")
 }
 
@@ -79,37 +64,6 @@ fn decode_hex(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The fuzz target's peer: `chunk` bytes at a time, with a "nothing yet" between chunks when
-/// `stall` is set.
-struct Chunked<'a> {
-    data: &'a [u8],
-    chunk: usize,
-    stall: bool,
-    stalled: bool,
-}
-
-impl AsyncRead for Chunked<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.stall && !self.stalled && !self.data.is_empty() {
-            self.stalled = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        self.stalled = false;
-        let n = self.chunk.min(self.data.len()).min(buf.remaining());
-        let (now, later) = self.data.split_at(n);
-        buf.put_slice(now);
-        self.data = later;
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Replays `hex` and compares the answer lines with `expected`, read as patterns (`…` is any
-/// JSON string; see tests/common).
 #[track_caller]
 fn check(hex: &str, expected: &[&str]) {
     let got = replay(hex);
