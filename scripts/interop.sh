@@ -52,46 +52,7 @@ fi
 groupd="$(cd "$(dirname "$groupd")" && pwd)/$(basename "$groupd")"
 
 # --- servers -----------------------------------------------------------------------------------
-server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap stop_server EXIT
-
-# start_server DIR: groupd serve on 127.0.0.1:0 with a fresh database in DIR; sets server_pid, port.
-start_server() {
-    local dir="$1" tries=0
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    RUST_LOG=info "$groupd" serve --listen 127.0.0.1:0 --db "$dir/groupd.redb" 2>"$dir/stderr" &
-    server_pid=$!
-    port=""
-    until port=$(grep -m1 -o 'listening on 127\.0\.0\.1:[0-9]*' "$dir/stderr" | cut -d: -f2) && [[ -n "$port" ]]; do
-        if ! kill -0 "$server_pid" 2>/dev/null || ((++tries > 400)); then
-            echo "groupd did not start:" >&2
-            cat "$dir/stderr" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-}
-
-# stop_cleanly DIR: SIGTERM; groupd must exit 0.
-stop_cleanly() {
-    local dir="$1" status=0
-    kill -TERM "$server_pid"
-    wait "$server_pid" || status=$?
-    server_pid=""
-    if ((status != 0)); then
-        echo "groupd exited with status $status after SIGTERM:" >&2
-        cat "$dir/stderr" >&2
-        return 1
-    fi
-}
+source scripts/groupd-server.sh
 
 # --- clients -----------------------------------------------------------------------------------
 passed=0
@@ -112,8 +73,8 @@ over_tcp() {
     local name="$1" dir="$work/$1" status=0
     shift
     echo "== $name"
-    start_server "$dir" || { record "$name" 1; return; }
-    GROUPD_HOST=127.0.0.1 GROUPD_PORT="$port" timeout 120 "$@" || status=$?
+    start_server "$dir" tcp || { record "$name" 1; return; }
+    GROUPD_HOST=127.0.0.1 GROUPD_PORT="${address##*:}" timeout 120 "$@" || status=$?
     if ((status == 0)); then
         stop_cleanly "$dir" || status=$?
     else

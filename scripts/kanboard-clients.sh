@@ -16,48 +16,12 @@ mkdir -p "$work"
 cargo build --quiet --bin groupd
 groupd="$target/debug/groupd"
 
-server_pid=""
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap stop_server EXIT
+source scripts/groupd-server.sh
 
-# start_server DIR [ARGS…]: starts groupd on a fresh database in DIR; sets server_pid and url.
-start_server() {
-    local dir="$1"
-    shift
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    RUST_LOG=info "$groupd" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 \
-        --db "$dir/groupd.redb" "$@" 2>"$dir/stderr" &
-    server_pid=$!
-    local addr="" tries=0
-    until addr=$(grep -m1 -o 'http listening on [^ ]*' "$dir/stderr" | cut -d' ' -f4) && [[ -n "$addr" ]]; do
-        if ! kill -0 "$server_pid" 2>/dev/null || ((++tries > 400)); then
-            echo "groupd did not start:" >&2
-            cat "$dir/stderr" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-    url="http://$addr/jsonrpc.php"
-}
-
-# stop_cleanly DIR [TOKEN_FILE]: SIGTERM, then exit status 0 and, with a token, no token in the log.
-stop_cleanly() {
-    local dir="$1" token_file="${2:-}" status=0
-    kill -TERM "$server_pid"
-    wait "$server_pid" || status=$?
-    server_pid=""
-    if ((status != 0)); then
-        echo "groupd exited with status $status after SIGTERM:" >&2
-        cat "$dir/stderr" >&2
-        return 1
-    fi
+# stop_cleanly_without_token DIR [TOKEN_FILE]: stop_cleanly, and with a token, none in the log.
+stop_cleanly_without_token() {
+    local dir="$1" token_file="${2:-}"
+    stop_cleanly "$dir" || return 1
     if [[ -n "$token_file" ]] && grep -qF -- "$(tr -d '[:space:]' <"$token_file")" "$dir/stderr"; then
         echo "groupd logged its token" >&2
         return 1
@@ -84,9 +48,9 @@ for library in kanboard kanboard-sdk; do
             args=(--token-file "$token_file")
         fi
         echo "== $library, $mode"
-        start_server "$dir" "${args[@]}"
-        if GROUPD_URL="$url" GROUPD_TOKEN_FILE="$token_file" "$venv/bin/python" "$check" \
-            && stop_cleanly "$dir" "$token_file"; then
+        start_server "$dir" http --http 127.0.0.1:0 "${args[@]}"
+        if GROUPD_URL="http://$address/jsonrpc.php" GROUPD_TOKEN_FILE="$token_file" \
+            "$venv/bin/python" "$check" && stop_cleanly_without_token "$dir" "$token_file"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))
