@@ -5,12 +5,11 @@
 //! Storage failures become `-32603` here, once, after their details are logged.
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
 use crate::codec::Frame;
 use crate::discover;
 use crate::group::{self, GroupRef};
-use crate::jsonrpc::{self, Message, Params, Request, RpcError};
+use crate::jsonrpc::{self, Json, Message, Params, Request, RpcError};
 use crate::limits::Limits;
 use crate::methods::{self, MAX_PARAMS, Method, Procedure};
 use crate::session::Session;
@@ -48,7 +47,7 @@ pub struct Service {
 /// Where a request's answer goes.
 #[derive(Debug, Clone, Copy)]
 enum ReplyTo<'a> {
-    Id(&'a RawValue),
+    Id(Json<'a>),
     /// An envelope error: answered with `"id":null`.
     Null,
     /// A notification: run, never answered.
@@ -378,7 +377,7 @@ fn internal(err: StoreError) -> RpcError {
     RpcError::Internal
 }
 
-type Args<'a> = [Option<&'a RawValue>; MAX_PARAMS];
+type Args<'a> = [Option<Json<'a>>; MAX_PARAMS];
 
 /// Places positional or named params into the method's parameter slots (SPEC §3).
 fn bind<'a>(method: &Method, params: Params<'a>) -> Result<Args<'a>, RpcError> {
@@ -386,12 +385,8 @@ fn bind<'a>(method: &Method, params: Params<'a>) -> Result<Args<'a>, RpcError> {
     match params {
         Params::None => {}
         Params::Positional(raw) => {
-            let values = jsonrpc::positional(raw)?;
-            if values.len() > method.params.len() {
+            if jsonrpc::positional(raw, &mut args)? > method.params.len() {
                 return Err(RpcError::InvalidParams("Too many arguments".into()));
-            }
-            for (slot, value) in args.iter_mut().zip(values) {
-                *slot = Some(value);
             }
         }
         Params::Named(raw) => {
@@ -469,7 +464,7 @@ fn must_be_string(name: &str) -> RpcError {
 }
 
 /// A string parameter: `None` when absent or `null`.
-fn text(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, RpcError> {
+fn text(raw: Option<Json<'_>>, name: &str) -> Result<Option<String>, RpcError> {
     match raw {
         None => Ok(None),
         Some(raw) if raw.get() == "null" => Ok(None),
@@ -481,7 +476,7 @@ fn text(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, RpcError> 
 
 /// A `group_id`: a JSON integer or a string of decimal digits. An integer that cannot name a
 /// group (zero, negative, beyond `u64`) becomes 0, which no group has.
-fn group_id(raw: Option<&RawValue>) -> Result<u64, RpcError> {
+fn group_id(raw: Option<Json<'_>>) -> Result<u64, RpcError> {
     let not_integer = || RpcError::InvalidParams("group_id must be an integer".into());
     let raw = raw.ok_or_else(not_integer)?;
     let digits = match jsonrpc::decode_str(raw) {
@@ -565,15 +560,15 @@ mod tests {
 
     #[test]
     fn group_id_accepts_integers_and_digit_strings() {
-        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap();
-        assert_eq!(group_id(Some(&raw("7"))), Ok(7));
-        assert_eq!(group_id(Some(&raw("\"7\""))), Ok(7));
-        assert_eq!(group_id(Some(&raw("-1"))), Ok(0));
-        assert_eq!(group_id(Some(&raw("99999999999999999999999"))), Ok(0));
+        let raw = |s| Json::parse(s).unwrap();
+        assert_eq!(group_id(Some(raw("7"))), Ok(7));
+        assert_eq!(group_id(Some(raw("\"7\""))), Ok(7));
+        assert_eq!(group_id(Some(raw("-1"))), Ok(0));
+        assert_eq!(group_id(Some(raw("99999999999999999999999"))), Ok(0));
         for bad in [
             "1.5", "\"abc\"", "true", "[1]", "null", "\"\"", "1e3", "\"-1\"",
         ] {
-            assert!(group_id(Some(&raw(bad))).is_err(), "{bad}");
+            assert!(group_id(Some(raw(bad))).is_err(), "{bad}");
         }
     }
 }

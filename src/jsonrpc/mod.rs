@@ -1,6 +1,6 @@
 //! The JSON-RPC 2.0 envelope: request lines in, response lines out. Knows nothing of groups.
 //!
-//! Parsing borrows from the request line: ids and params stay raw JSON text ([`RawValue`]), so an
+//! Parsing borrows from the request line: ids and params stay raw JSON text ([`Json`]), so an
 //! id is echoed exactly as the client wrote it (`1416806551`, `1e3`, a 40-digit integer) and
 //! params are decoded once, by the method that knows their types. Responses are written by hand
 //! in the member order of SPEC §1 (`jsonrpc`, `id`, then `result` or `error`), compact, one line.
@@ -12,6 +12,31 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::limits::MAX_NESTING_DEPTH;
+
+mod scan;
+
+/// The text of one JSON value, known to be valid JSON: it was parsed, or scanned, to get here.
+/// (serde_json's `RawValue` can only be borrowed from its own parser; this one can also come
+/// from [`scan`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Json<'a>(&'a str);
+
+impl<'a> Json<'a> {
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// `text` when it is one valid JSON value.
+    pub fn parse(text: &'a str) -> Option<Json<'a>> {
+        serde_json::from_str::<&RawValue>(text).ok().map(Json::from)
+    }
+}
+
+impl<'a> From<&'a RawValue> for Json<'a> {
+    fn from(raw: &'a RawValue) -> Self {
+        Json(raw.get())
+    }
+}
 
 /// Every JSON-RPC error this server sends. The code and message of each variant are decided in
 /// [`RpcError::code`] and [`RpcError::message`] and nowhere else.
@@ -75,17 +100,17 @@ impl RpcError {
 }
 
 /// A request's parameters, still raw: absent (or `null`), positional, or named.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Params<'a> {
     None,
-    Positional(&'a RawValue),
-    Named(&'a RawValue),
+    Positional(Json<'a>),
+    Named(Json<'a>),
 }
 
 /// One well-formed request. `id` is raw JSON text; `None` makes it a notification.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Json<'a>>,
     pub method: Cow<'a, str>,
     pub params: Params<'a>,
 }
@@ -106,13 +131,16 @@ pub fn parse_line(line: &[u8], max_batch: usize) -> Message<'_> {
         Ok(t) => t,
         Err(e) => return Message::Rejected(RpcError::Parse(format!("invalid UTF-8: {e}"))),
     };
+    if let Some(request) = scan::request(text) {
+        return Message::Single(Ok(request));
+    }
     if nesting_depth_exceeds(text.as_bytes(), MAX_NESTING_DEPTH) {
         let why = format!("nesting deeper than {MAX_NESTING_DEPTH}");
         return Message::Rejected(RpcError::Parse(why));
     }
     match text.trim_start().as_bytes().first() {
         Some(b'[') => parse_batch(text, max_batch),
-        Some(b'{') => Message::Single(parse_object(text)),
+        Some(b'{') => Message::Single(parse_envelope(text)),
         _ => Message::Rejected(not_a_request(text)),
     }
 }
@@ -140,7 +168,7 @@ fn parse_entry(text: &str) -> Result<Request<'_>, RpcError> {
     if !text.starts_with('{') {
         return Err(RpcError::InvalidRequest(Some("not an object".into())));
     }
-    parse_object(text)
+    scan::request(text).map_or_else(|| parse_envelope(text), Ok)
 }
 
 /// Valid JSON that is not a request is `-32600`; anything else is `-32700`.
@@ -169,7 +197,8 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-fn parse_object(text: &str) -> Result<Request<'_>, RpcError> {
+/// Any request object, through serde_json: the general path, and the one that words the errors.
+fn parse_envelope(text: &str) -> Result<Request<'_>, RpcError> {
     let env: Envelope = match serde_json::from_str(text) {
         Ok(env) => env,
         Err(e) => {
@@ -180,19 +209,21 @@ fn parse_object(text: &str) -> Result<Request<'_>, RpcError> {
         }
     };
     let invalid = |why: &str| Err(RpcError::InvalidRequest(Some(why.to_string())));
-    if env.jsonrpc.and_then(decode_str).as_deref() != Some("2.0") {
+    let (jsonrpc, method) = (env.jsonrpc.map(Json::from), env.method.map(Json::from));
+    if jsonrpc.and_then(decode_str).as_deref() != Some("2.0") {
         return invalid("jsonrpc must be \"2.0\"");
     }
-    let Some(method) = env.method.and_then(decode_str) else {
+    let Some(method) = method.and_then(decode_str) else {
         return invalid("method must be a string");
     };
-    let first_byte = |raw: &RawValue| raw.get().as_bytes().first().copied();
-    if let Some(id) = env.id
+    let (id, params) = (env.id.map(Json::from), env.params.map(Json::from));
+    let first_byte = |raw: Json| raw.get().as_bytes().first().copied();
+    if let Some(id) = id
         && !matches!(first_byte(id), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
     {
         return invalid("id must be a string, a number or null");
     }
-    let params = match env.params {
+    let params = match params {
         None => Params::None,
         Some(p) => match first_byte(p) {
             Some(b'n') => Params::None,
@@ -201,15 +232,11 @@ fn parse_object(text: &str) -> Result<Request<'_>, RpcError> {
             _ => return invalid("params must be an array or an object"),
         },
     };
-    Ok(Request {
-        id: env.id,
-        method,
-        params,
-    })
+    Ok(Request { id, method, params })
 }
 
 /// The string a raw JSON value holds, or `None` when it is not a string.
-pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn decode_str(raw: Json<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if !text.starts_with('"') {
         return None;
@@ -225,23 +252,32 @@ pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The entries of an array, raw.
-pub fn positional(raw: &RawValue) -> Result<Vec<&RawValue>, RpcError> {
-    serde_json::from_str(raw.get()).map_err(|e| RpcError::InvalidRequest(Some(e.to_string())))
+/// Places the entries of an array, raw, into `slots`, and returns how many entries it has
+/// (which may be more than there are slots).
+pub fn positional<'a>(raw: Json<'a>, slots: &mut [Option<Json<'a>>]) -> Result<usize, RpcError> {
+    if let Some(count) = scan::array(raw.get(), slots) {
+        return Ok(count);
+    }
+    let entries: Vec<&RawValue> = serde_json::from_str(raw.get())
+        .map_err(|e| RpcError::InvalidRequest(Some(e.to_string())))?;
+    for (slot, entry) in slots.iter_mut().zip(&entries) {
+        *slot = Some(Json::from(*entry));
+    }
+    Ok(entries.len())
 }
 
 /// The members of an object, raw, in the order written.
-pub fn named(raw: &RawValue) -> Result<Vec<(Cow<'_, str>, &RawValue)>, RpcError> {
+pub fn named(raw: Json<'_>) -> Result<Vec<(Cow<'_, str>, Json<'_>)>, RpcError> {
     struct Members;
     impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        type Value = Vec<(Cow<'de, str>, Json<'de>)>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut members = Vec::new();
             while let Some(key) = map.next_key::<Key<'de>>()? {
-                members.push((key.0, map.next_value::<&'de RawValue>()?));
+                members.push((key.0, Json::from(map.next_value::<&'de RawValue>()?)));
             }
             Ok(members)
         }
@@ -303,7 +339,7 @@ fn nesting_depth_exceeds(json: &[u8], max: usize) -> bool {
 }
 
 /// Appends `{"jsonrpc":"2.0","id":ID,"result":` … `}` around what `result` writes.
-pub fn write_result(out: &mut Vec<u8>, id: &RawValue, result: impl FnOnce(&mut Vec<u8>)) {
+pub fn write_result(out: &mut Vec<u8>, id: Json<'_>, result: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_id(out, id);
     out.extend_from_slice(b",\"result\":");
@@ -312,7 +348,7 @@ pub fn write_result(out: &mut Vec<u8>, id: &RawValue, result: impl FnOnce(&mut V
 }
 
 /// Appends an error response. `id` is `None` for errors that cannot name their request.
-pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
+pub fn write_error(out: &mut Vec<u8>, id: Option<Json<'_>>, err: &RpcError) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     match id {
         Some(id) if !err.hides_id() => write_id(out, id),
@@ -331,7 +367,7 @@ pub fn write_error(out: &mut Vec<u8>, id: Option<&RawValue>, err: &RpcError) {
 
 /// Appends a request's id: numbers exactly as written, strings in this server's own string
 /// form (escapes such as `\u00e9` become UTF-8, as in every answer).
-fn write_id(out: &mut Vec<u8>, id: &RawValue) {
+fn write_id(out: &mut Vec<u8>, id: Json<'_>) {
     let raw = id.get();
     match decode_str(id) {
         Some(s) if raw.contains('\\') => write_str(out, &s),
@@ -407,14 +443,11 @@ mod tests {
 
     #[test]
     fn strings_are_decoded_with_and_without_escapes() {
-        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap();
-        assert_eq!(decode_str(&raw(r#""plain é""#)).as_deref(), Some("plain é"));
-        assert_eq!(
-            decode_str(&raw(r#""a\"b\u00e9""#)).as_deref(),
-            Some("a\"bé")
-        );
-        assert_eq!(decode_str(&raw(r#""""#)).as_deref(), Some(""));
-        assert_eq!(decode_str(&raw("12")), None);
+        let raw = |s| Json::parse(s).unwrap();
+        assert_eq!(decode_str(raw(r#""plain é""#)).as_deref(), Some("plain é"));
+        assert_eq!(decode_str(raw(r#""a\"b\u00e9""#)).as_deref(), Some("a\"bé"));
+        assert_eq!(decode_str(raw(r#""""#)).as_deref(), Some(""));
+        assert_eq!(decode_str(raw("12")), None);
     }
 
     #[test]
@@ -422,6 +455,108 @@ mod tests {
         assert!(!nesting_depth_exceeds(b"[[\"[[[[\"]]", 2));
         assert!(nesting_depth_exceeds(b"[[[]]]", 2));
         assert!(!nesting_depth_exceeds(br#"["\"[[[", 1]"#, 1));
+    }
+
+    /// Request-like texts: `jsonrpc` and `method` (mostly right), maybe `id` and `params`, maybe
+    /// a stranger or a second copy of a member, in any order, with values of every kind, and
+    /// whitespace where JSON allows it (and a vertical tab, which it does not).
+    fn request_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = || {
+            prop::sample::select(vec![
+                r#""2.0""#,
+                r#""getGroup""#,
+                r#""""#,
+                r#""é \u0041""#,
+                r#""a\"b""#,
+                "\"\t\"",
+                "7",
+                "-0",
+                "01",
+                "1.5",
+                "1e3",
+                "-",
+                "null",
+                "nul",
+                "true",
+                "[]",
+                r#"["1"]"#,
+                r#"[ "1" , 2 , null ]"#,
+                "[1,]",
+                "[[1]]",
+                r#"{"name":"x"}"#,
+                "{}",
+                "[1 2]",
+                "12345678901234567890123",
+            ])
+        };
+        let key = prop::sample::select(vec!["jsonrpc", "method", "id", "params", "x", "i\\u0064"]);
+        let ws = || {
+            prop_oneof![20 => Just(""), 8 => Just(" "), 4 => Just("\t"), 4 => Just("\r\n"),
+                1 => Just("\u{b}")]
+        };
+        let member = |key: BoxedStrategy<&'static str>, value: BoxedStrategy<&'static str>| {
+            (key, ws(), value, ws())
+                .prop_map(|(k, w1, v, w2)| format!("{w1}\"{k}\"{w2}:{w1}{v}{w2}"))
+        };
+        let fixed = |k: &'static str| Just(k).boxed();
+        let version = prop_oneof![4 => Just(r#""2.0""#), 1 => value()].boxed();
+        let method = prop_oneof![4 => Just(r#""getGroup""#), 1 => value()].boxed();
+        let members = (
+            member(fixed("jsonrpc"), version),
+            member(fixed("method"), method),
+            prop::option::of(member(fixed("id"), value().boxed())),
+            prop::option::of(member(fixed("params"), value().boxed())),
+            prop::collection::vec(member(key.boxed(), value().boxed()), 0..2),
+        )
+            .prop_map(|(j, m, id, params, extra)| {
+                let mut all = vec![j, m];
+                all.extend(id.into_iter().chain(params).chain(extra));
+                all
+            })
+            .prop_shuffle();
+        (members, ws(), ws()).prop_map(|(m, a, b)| format!("{a}{{{}}}{b}", m.join(",")))
+    }
+
+    proptest::proptest! {
+        // Cheap cases, and about one in eight takes the fast path.
+        #![proptest_config(proptest::test_runner::Config::with_cases(4096))]
+
+        /// The scanner is only a shortcut: whatever it accepts, the general path reads the same.
+        #[test]
+        fn the_scanner_agrees_with_the_general_path(text in request_like()) {
+            if let Some(fast) = scan::request(&text) {
+                proptest::prop_assert_eq!(Ok(fast), parse_envelope(&text), "{}", text);
+            }
+        }
+
+        #[test]
+        fn the_array_scanner_agrees_with_serde(text in request_like()) {
+            if let Ok(Request { params: Params::Positional(array), .. }) = parse_envelope(&text) {
+                let (mut fast, mut slow) = ([None; 3], [None; 3]);
+                if let Some(count) = scan::array(array.get(), &mut fast) {
+                    let entries: Vec<&RawValue> = serde_json::from_str(array.get()).unwrap();
+                    for (slot, entry) in slow.iter_mut().zip(&entries) {
+                        *slot = Some(Json::from(*entry));
+                    }
+                    proptest::prop_assert_eq!((count, fast), (entries.len(), slow));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_scanner_takes_the_common_shapes() {
+        for text in [
+            r#"{"jsonrpc":"2.0","method":"getGroup","id":1,"params":["1"]}"#,
+            r#"{"params":[1],"id":"a-1","method":"removeGroup","jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","method":"getAllGroups","id":null}"#,
+            r#"{"jsonrpc":"2.0","method":"createGroup","params":["Ops","x"]}"#,
+        ] {
+            let fast = scan::request(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast.map(Ok), Some(parse_envelope(text)));
+        }
     }
 
     #[test]
