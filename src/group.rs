@@ -16,6 +16,16 @@ pub struct Group {
     pub external_id: String,
 }
 
+impl Group {
+    pub fn as_ref(&self) -> GroupRef<'_> {
+        GroupRef {
+            id: self.id,
+            name: &self.name,
+            external_id: &self.external_id,
+        }
+    }
+}
+
 /// A group as storage holds it, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupRef<'a> {
@@ -24,7 +34,16 @@ pub struct GroupRef<'a> {
     pub external_id: &'a str,
 }
 
-impl GroupRef<'_> {
+impl<'a> GroupRef<'a> {
+    /// A group from its id and its stored `(name, external_id)`.
+    pub fn from_row(id: u64, (name, external_id): (&'a str, &'a str)) -> Self {
+        GroupRef {
+            id,
+            name,
+            external_id,
+        }
+    }
+
     pub fn to_owned(self) -> Group {
         Group {
             id: self.id,

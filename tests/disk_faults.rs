@@ -100,6 +100,20 @@ async fn survives(fault: impl Fn(&DiskFaults, bool)) {
         "{listed}"
     );
 
+    // The names index agrees with the disk again: a name of the failed commit is free unless
+    // that commit reached the disk after all, and a name taken before is still taken.
+    let during_stored = listed.contains(r#""name":"during""#);
+    let during = h.create(9, "during").await;
+    assert_eq!(
+        during.ends_with(":false}"),
+        during_stored,
+        "{during} / {listed}"
+    );
+    assert_eq!(
+        h.create(10, "before").await,
+        r#"{"jsonrpc":"2.0","id":10,"result":false}"#
+    );
+
     // What was acknowledged is on disk.
     let Harness {
         service,

@@ -518,3 +518,120 @@ fn stdio_exits_0_on_sigterm_with_stdin_still_open() {
         [r#"{"jsonrpc":"2.0","id":"list","result":[{"id":"1","external_id":"","name":"A"}]}"#]
     );
 }
+
+/// Names are indexed in memory since schema version 2: the index is rebuilt from the groups on
+/// disk, so a name taken before a restart is still taken, and a freed one is free.
+#[test]
+fn names_stay_unique_across_a_restart() {
+    let db = Db::new();
+    let server = Server::start_on(&db, &[]);
+    check(
+        &server,
+        &[
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["Ops"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":1,"result":1}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Dev"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":2,"result":2}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"updateGroup","id":3,"params":[2,"QA"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":3,"result":true}"#),
+            ),
+        ],
+    );
+    let (status, stderr) = server.stop("-KILL");
+    assert_eq!(status.code(), None, "stderr: {stderr}");
+
+    let server = Server::start_on(&db, &[]);
+    check(
+        &server,
+        &[
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":4,"params":["Ops"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":4,"result":false}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":5,"params":["QA"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":5,"result":false}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"updateGroup","id":6,"params":[1,"QA"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":6,"result":false}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":7,"params":["Dev"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":7,"result":3}"#),
+            ),
+        ],
+    );
+}
+
+/// A database written by schema version 1 (which kept a `names` table on disk) opens with its
+/// groups, names and id counter intact, and loses only that table.
+#[test]
+fn a_schema_version_1_database_is_migrated() {
+    use redb::{ReadableDatabase, TableDefinition, TableHandle};
+    let groups: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
+    let names: TableDefinition<&str, u64> = TableDefinition::new("names");
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let db = Db::new();
+    {
+        let v1 = redb::Database::create(db.path()).unwrap();
+        let txn = v1.begin_write().unwrap();
+        {
+            let mut g = txn.open_table(groups).unwrap();
+            g.insert(1, ("Ops", "x1")).unwrap();
+            g.insert(3, ("Dev", "")).unwrap();
+            let mut n = txn.open_table(names).unwrap();
+            n.insert("Ops", 1).unwrap();
+            n.insert("Dev", 3).unwrap();
+            let mut m = txn.open_table(meta).unwrap();
+            m.insert("schema_version", 1).unwrap();
+            m.insert("next_id", 4).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let server = Server::start_on(&db, &[]);
+    check(
+        &server,
+        &[
+            (
+                r#"{"jsonrpc":"2.0","method":"getGroup","id":1,"params":[1]}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"result":{"id":"1","external_id":"x1","name":"Ops"}}"#,
+                ),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Dev"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":2,"result":false}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":3,"params":["QA"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":3,"result":4}"#),
+            ),
+            (
+                LIST,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":"list","result":[{"id":"3","external_id":"","name":"Dev"},{"id":"1","external_id":"x1","name":"Ops"},{"id":"4","external_id":"","name":"QA"}]}"#,
+                ),
+            ),
+        ],
+    );
+    let (status, stderr) = server.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+
+    let migrated = redb::Database::create(db.path()).unwrap();
+    let txn = migrated.begin_read().unwrap();
+    let tables: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_string())
+        .collect();
+    assert_eq!(tables, ["groups", "meta"]);
+    let version = txn.open_table(meta).unwrap().get("schema_version").unwrap();
+    assert_eq!(version.map(|v| v.value()), Some(2));
+}
