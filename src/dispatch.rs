@@ -27,7 +27,7 @@ pub enum Outcome {
 }
 
 /// A request bound to typed arguments and ready to run.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 enum Call {
     /// Decided without storage: the arguments cannot succeed (`false`).
     Refuse,
@@ -75,6 +75,33 @@ struct Planned<'a> {
     steps: Vec<Step<'a>>,
 }
 
+/// `getGroup` calls with no write queued before them, gathered to run together: their lookups
+/// then overlap (see [`Store::view_each`]).
+#[derive(Default)]
+struct Gets {
+    /// (line, step) of each call.
+    places: Vec<(usize, usize)>,
+    ids: Vec<u64>,
+}
+
+impl Gets {
+    /// Calls gathered before their answers are written; about one pipelined client's worth.
+    const ROUND: usize = 16;
+
+    fn push(&mut self, line: usize, step: usize, id: u64) {
+        self.places.push((line, step));
+        self.ids.push(id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.ids.len() >= Self::ROUND
+    }
+}
+
 /// Once this many answer bytes are waiting, [`Service::handle_frames`] returns at the next line
 /// boundary, so pipelined reads of large results do not pile up in memory.
 const ANSWER_BYTES_SOFT_LIMIT: usize = 256 * 1024;
@@ -115,9 +142,11 @@ impl Service {
     ) -> usize {
         let mut lines: Vec<Planned> = Vec::with_capacity(frames.len());
         let (mut queued, mut ops) = (Vec::new(), Vec::new());
+        let mut gets = Gets::default();
         let mut answered = 0;
         for (line, frame) in frames.iter().enumerate() {
             lines.push(self.plan(session, frame));
+            let mut large = false;
             for step in 0..lines[line].steps.len() {
                 let state = &mut lines[line].steps[step].state;
                 match std::mem::replace(state, State::Done(Err(RpcError::Internal))) {
@@ -125,33 +154,60 @@ impl Service {
                         ops.push(op);
                         queued.push((line, step));
                     }
+                    State::Read(Call::Get(id)) if ops.is_empty() => gets.push(line, step, id),
                     State::Read(call) => {
                         let outcome = match self.read_ahead(&call, &ops) {
                             Some(outcome) => outcome,
                             None => {
+                                self.run_gets(&mut lines, &mut gets);
                                 self.commit(&mut lines, &mut queued, &mut ops).await;
                                 self.read(&call)
                             }
                         };
+                        large |= call == Call::GetAll;
                         lines[line].steps[step].state = State::Done(outcome);
                     }
                     done @ State::Done(_) => *state = done,
                 }
             }
-            if queued.is_empty() {
+            let ending = session.ending().is_some();
+            if queued.is_empty() && (gets.is_empty() || gets.is_full() || large || ending) {
+                self.run_gets(&mut lines, &mut gets);
                 lines[answered..].iter().for_each(|l| write_line(out, l));
                 answered = line + 1;
-                if out.len() >= ANSWER_BYTES_SOFT_LIMIT || session.ending().is_some() {
+                if out.len() >= ANSWER_BYTES_SOFT_LIMIT || ending {
                     return answered;
                 }
             }
-            if session.ending().is_some() {
+            if ending {
                 break;
             }
         }
+        self.run_gets(&mut lines, &mut gets);
         self.commit(&mut lines, &mut queued, &mut ops).await;
         lines[answered..].iter().for_each(|l| write_line(out, l));
         lines.len()
+    }
+
+    /// Runs the gathered `getGroup` calls together (see [`Store::view_each`]).
+    fn run_gets(&self, lines: &mut [Planned<'_>], gets: &mut Gets) {
+        if gets.is_empty() {
+            return;
+        }
+        let places = &gets.places;
+        let shown = self.store.view_each(&gets.ids, |i, group| {
+            let (line, step) = places[i];
+            let outcome = group.map_or(Outcome::Bool(false), |group| {
+                Outcome::Json(render(|out| write_group(out, group)))
+            });
+            lines[line].steps[step].state = State::Done(Ok(outcome));
+        });
+        if let Err(err) = shown {
+            // The calls not shown keep their placeholder answer, -32603.
+            internal(err);
+        }
+        gets.places.clear();
+        gets.ids.clear();
     }
 
     /// Turns one frame into its requests, each either answered already or ready to run.

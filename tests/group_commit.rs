@@ -255,3 +255,87 @@ async fn reads_after_queued_writes_see_them() {
         )
     );
 }
+
+/// Reads with no write ahead of them are gathered and run together; they still answer from the
+/// state before the writes that follow them, in order, whether they came as pipelined lines or
+/// in a batch.
+#[tokio::test]
+async fn reads_before_queued_writes_do_not_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::new(
+        Store::open(&dir.path().join("g.redb")).unwrap(),
+        Limits::default(),
+    );
+    let get = |id: usize, group: u64| {
+        format!(r#"{{"jsonrpc":"2.0","method":"getGroup","id":{id},"params":[{group}]}}"#)
+    };
+    let found = |id: usize, group: u64, name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"id":"{group}","external_id":"","name":"{name}"}}}}"#
+        )
+    };
+    let missing = |id: usize| format!(r#"{{"jsonrpc":"2.0","id":{id},"result":false}}"#);
+    let mut out = Vec::new();
+    service
+        .handle_line(create(0, "a").as_bytes(), &mut out)
+        .await;
+
+    // 20 pipelined lines: more gets than one round, then a create and a get of what it made.
+    let mut frames: Vec<String> = (1..=18).map(|i| get(i, 1 + (i as u64 % 2))).collect();
+    frames.push(create(19, "b"));
+    frames.push(get(20, 2));
+    let frames: Vec<groupd::codec::Frame> = frames
+        .iter()
+        .map(|l| groupd::codec::Frame::Line(bytes::Bytes::copy_from_slice(l.as_bytes())))
+        .collect();
+    let mut session = groupd::session::Session::trusted();
+    let mut answers = Vec::new();
+    let mut done = 0;
+    while done < frames.len() {
+        done += service
+            .handle_frames(&mut session, &frames[done..], &mut answers)
+            .await;
+    }
+    let mut expected: Vec<String> = (1..=18)
+        .map(|i| match i % 2 {
+            0 => found(i, 1, "a"),
+            _ => missing(i),
+        })
+        .collect();
+    expected.push(r#"{"jsonrpc":"2.0","id":19,"result":2}"#.to_string());
+    expected.push(found(20, 2, "b"));
+    assert_eq!(
+        String::from_utf8(answers)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    // The same in one batch.
+    out.clear();
+    let batch = format!("[{},{},{}]", get(1, 3), create(2, "c"), get(3, 3));
+    service.handle_line(batch.as_bytes(), &mut out).await;
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        format!(
+            "[{},{},{}]\n",
+            missing(1),
+            r#"{"jsonrpc":"2.0","id":2,"result":3}"#,
+            found(3, 3, "c")
+        )
+    );
+
+    // A get whose create comes last, with nothing after it.
+    out.clear();
+    let batch = format!("[{},{}]", get(1, 4), create(2, "d"));
+    service.handle_line(batch.as_bytes(), &mut out).await;
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!(
+            "[{},{}]\n",
+            missing(1),
+            r#"{"jsonrpc":"2.0","id":2,"result":4}"#
+        )
+    );
+}

@@ -426,6 +426,38 @@ impl Store {
         }))
     }
 
+    /// Shows each group of `ids` (`None` when there is no such group) to `look` with its index,
+    /// in order. Under one lock, up to 16 lookups run back to back before their groups are
+    /// shown: at a million groups each lookup misses the cache, and the processor overlaps
+    /// misses that do not depend on each other (getGroup 8x16 at 1,000,000 groups: +16%).
+    pub fn view_each(
+        &self,
+        ids: &[u64],
+        mut look: impl FnMut(usize, Option<GroupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        const AT_ONCE: usize = 16;
+        if let Ok(mirror) = self.shared.mirror.read()
+            && let Some(mirror) = mirror.as_ref()
+        {
+            let mut found = [None; AT_ONCE];
+            for (round, chunk) in ids.chunks(AT_ONCE).enumerate() {
+                for (slot, &id) in found.iter_mut().zip(chunk) {
+                    *slot = mirror.get(id);
+                }
+                for (i, group) in found.iter().take(chunk.len()).enumerate() {
+                    look(round * AT_ONCE + i, *group);
+                }
+            }
+            return Ok(());
+        }
+        for (i, &id) in ids.iter().enumerate() {
+            if self.view(id, |group| look(i, Some(group)))?.is_none() {
+                look(i, None);
+            }
+        }
+        Ok(())
+    }
+
     /// Shows every group to `look`, in name order (by the UTF-8 bytes of the name). The groups
     /// are copied out of one snapshot and sorted here: no index on disk to keep up per write.
     pub fn view_all(&self, mut look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
