@@ -42,8 +42,10 @@ use crate::group::{Group, GroupRef};
 
 mod faults;
 mod mirror;
+mod names;
 pub use faults::DiskFaults;
 use mirror::{Change, Mirror};
+use names::NameIndex;
 
 const GROUPS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
 /// Version 1's name index, dropped when such a database is opened.
@@ -251,7 +253,7 @@ impl Shared {
                 let (id, row) = entry?;
                 let (name, external_id) = row.value();
                 mirror.put(id.value(), name, external_id);
-                names.insert(name.into(), id.value());
+                names.insert(name, id.value());
             }
             Ok((mirror, names))
         };
@@ -278,14 +280,26 @@ impl Shared {
 
     /// Applies a durable commit's changes to the mirror. Called by the writer after each commit,
     /// before anyone is told of it.
+    ///
+    /// When the mirror must grow, the bigger copy is built under the read lock, so readers go on
+    /// (the writer is the only one who changes it); growing in place would hold the write lock
+    /// for the whole copy: over 100 ms at a million groups.
     fn apply(&self, changes: Vec<Change>) {
+        let grown = match self.mirror.read() {
+            Ok(slot) => slot.as_ref().and_then(|m| m.grown_for(changes.len())),
+            Err(_) => None,
+        };
         let mut slot = match self.mirror.write() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(mirror) = slot.as_mut() {
-            mirror.apply(changes);
-        }
+        let Some(mirror) = slot.as_mut() else {
+            return;
+        };
+        let old = grown.map(|grown| std::mem::replace(mirror, grown));
+        mirror.apply(changes);
+        drop(slot);
+        drop(old);
     }
 
     /// Called by the writer after each commit, before anyone is told of it.
@@ -662,11 +676,9 @@ fn commit(db: &Database, batch: &[Job], names: &mut NameIndex) -> Result<Committ
     Ok(outcomes)
 }
 
-/// Every group's id by name: the writer's, so no lock. It changes with the ops of a commit as
-/// they are applied, and is thrown away and rebuilt when a commit fails.
-type NameIndex = std::collections::HashMap<Box<str>, u64>;
-
-/// The tables of one write transaction, opened once for all the calls it holds.
+/// The tables of one write transaction, opened once for all the calls it holds. The name index
+/// is the writer's (no lock): it changes with the ops as they are applied, and is thrown away
+/// and rebuilt when a commit fails.
 struct Tables<'txn, 'n> {
     groups: redb::Table<'txn, u64, (&'static str, &'static str)>,
     names: &'n mut NameIndex,
@@ -693,11 +705,10 @@ impl<'txn, 'n> Tables<'txn, 'n> {
         let (groups, names) = (&mut self.groups, &mut *self.names);
         match op {
             WriteOp::Create { name, external_id } => {
-                if names.contains_key(name.as_str()) {
+                let id = self.next_id;
+                if !names.insert_new(name, id) {
                     return Ok(WriteOutcome::Refused);
                 }
-                let id = self.next_id;
-                names.insert(name.as_str().into(), id);
                 self.next_id += 1;
                 groups.insert(id, (name.as_str(), external_id.as_str()))?;
                 self.changes.push(Change::put(id, name, external_id));
@@ -716,11 +727,10 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                 };
                 let new_name = name.as_deref().unwrap_or(&old_name);
                 if new_name != old_name {
-                    if names.contains_key(new_name) {
+                    if !names.insert_new(new_name, *id) {
                         return Ok(WriteOutcome::Refused);
                     }
-                    names.remove(old_name.as_str());
-                    names.insert(new_name.into(), *id);
+                    names.remove(&old_name);
                 }
                 let new_external_id = external_id.as_deref().unwrap_or(&old_external_id);
                 groups.insert(id, (new_name, new_external_id))?;
@@ -732,7 +742,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                 let Some(old_name) = groups.remove(id)?.map(|r| r.value().0.to_owned()) else {
                     return Ok(WriteOutcome::Refused);
                 };
-                names.remove(old_name.as_str());
+                names.remove(&old_name);
                 self.changes.push(Change::remove(*id));
                 Ok(WriteOutcome::Applied)
             }
