@@ -7,16 +7,29 @@
 //! fail, and a read sees every write acknowledged before it. It costs about 60 bytes per group
 //! plus the group's text.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
 use crate::group::GroupRef;
 
-/// The groups of one committed state.
-#[derive(Default)]
+/// The groups of one committed state: an open-addressing table (linear probing) of slots that
+/// each hold a group whole, so that a lookup touches one cache line and can be prefetched; a
+/// std `HashMap` reads its control bytes first and offers no way to prefetch.
 pub struct Mirror {
-    rows: HashMap<u64, Row, IdHashing>,
+    /// A power of two of them, at most 3/4 full.
+    slots: Box<[Slot]>,
+    len: usize,
+    /// Random per process: clients choose which ids they delete, and so which remain; without
+    /// it they could keep ids that all start their search at one slot.
+    seed: u64,
+    /// 64 minus log2 of the number of slots.
+    shift: u32,
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        Mirror::with_room(0, RandomState::new().hash_one(0x6d69_7272_6f72_u64))
+    }
 }
 
 /// A group's name and external id, side by side. Most groups' text fits in the row itself, so
@@ -35,7 +48,7 @@ enum Row {
     },
 }
 
-/// Fills a map entry (8-byte id, tag, two lengths) to one 64-byte cache line.
+/// Fills a slot (8-byte id, tag, two lengths) to one 64-byte cache line.
 const INLINE_BYTES: usize = 53;
 
 impl Row {
@@ -106,47 +119,174 @@ impl Change {
 
 impl Mirror {
     pub fn get(&self, id: u64) -> Option<GroupRef<'_>> {
-        self.rows.get(&id).map(|row| {
-            let (name, external_id) = row.text();
-            GroupRef {
-                id,
-                name,
-                external_id,
-            }
+        let slot = &self.slots[self.find(id)?];
+        let (name, external_id) = slot.row.text();
+        Some(GroupRef {
+            id,
+            name,
+            external_id,
         })
     }
 
+    /// Starts loading the slot where `id` would be, so that a [`Mirror::get`] soon after finds
+    /// it in the cache: a lookup among a million groups otherwise waits for memory.
+    pub fn prefetch(&self, id: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot: *const Slot = &self.slots[self.home(id)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it never faults and changes nothing that Rust can
+        // observe, and SSE, which provides it, is part of every x86_64 processor.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(slot.cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
     pub fn put(&mut self, id: u64, name: &str, external_id: &str) {
-        self.rows.insert(id, Row::new(name, external_id));
+        self.insert(id, Row::new(name, external_id));
     }
 
     pub fn apply(&mut self, changes: Vec<Change>) {
         for Change { id, row } in changes {
             match row {
-                Some(row) => self.rows.insert(id, row),
-                None => self.rows.remove(&id),
-            };
+                Some(row) => self.insert(id, row),
+                None => self.remove(id),
+            }
         }
     }
 
     /// A copy with room for `more` groups, when this one has not.
     pub fn grown_for(&self, more: usize) -> Option<Mirror> {
-        let needed = self.rows.len() + more;
-        if needed <= self.rows.capacity() {
+        let needed = self.len + more;
+        if needed <= self.capacity() {
             return None;
         }
-        let capacity = needed.max(self.rows.capacity() * 2);
-        let mut rows = HashMap::with_capacity_and_hasher(capacity, self.rows.hasher().clone());
-        rows.extend(self.rows.iter().map(|(id, row)| (*id, row.clone())));
-        Some(Mirror { rows })
+        let mut grown = Mirror::with_room(needed.max(self.capacity() * 2), self.seed);
+        for slot in self.slots.iter().filter(|s| s.id != EMPTY) {
+            grown.insert(slot.id, slot.row.clone());
+        }
+        Some(grown)
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.len
     }
 
     pub fn reserve(&mut self, additional: usize) {
-        self.rows.reserve(additional);
+        if let Some(grown) = self.grown_for(additional) {
+            *self = grown;
+        }
+    }
+
+    /// An empty mirror with room for `groups` groups.
+    fn with_room(groups: usize, seed: u64) -> Mirror {
+        // At most 3/4 full, and a power of two so that a slot index is a shift away.
+        let slots = (groups.saturating_mul(4) / 3 + 1)
+            .next_power_of_two()
+            .max(8);
+        Mirror {
+            slots: vec![Slot::empty(); slots].into_boxed_slice(),
+            len: 0,
+            seed,
+            shift: 64 - slots.trailing_zeros(),
+        }
+    }
+
+    /// Groups it holds before it must grow.
+    fn capacity(&self) -> usize {
+        self.slots.len() / 4 * 3
+    }
+
+    /// Where the search for `id` starts: Fibonacci hashing of the seeded id (the top bits of
+    /// the product spread ids that differ anywhere).
+    fn home(&self, id: u64) -> usize {
+        ((id ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    fn next(&self, i: usize) -> usize {
+        (i + 1) & (self.slots.len() - 1)
+    }
+
+    /// The slot holding `id`. The table is never full, so the probe ends at an empty slot.
+    fn find(&self, id: u64) -> Option<usize> {
+        if self.slots.is_empty() || id == EMPTY {
+            return None;
+        }
+        let mut i = self.home(id);
+        loop {
+            match self.slots[i].id {
+                found if found == id => return Some(i),
+                EMPTY => return None,
+                _ => i = self.next(i),
+            }
+        }
+    }
+
+    fn insert(&mut self, id: u64, row: Row) {
+        if id == EMPTY {
+            return;
+        }
+        if self.len + 1 > self.capacity() {
+            self.reserve(1);
+        }
+        let mut i = self.home(id);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.id == id {
+                slot.row = row;
+                return;
+            }
+            if slot.id == EMPTY {
+                *slot = Slot { id, row };
+                self.len += 1;
+                return;
+            }
+            i = self.next(i);
+        }
+    }
+
+    /// Linear probing's deletion by backward shift: later members of the probe run move back
+    /// into the hole when that is still on their way from their home slot, so no tombstones.
+    fn remove(&mut self, id: u64) {
+        let Some(mut hole) = self.find(id) else {
+            return;
+        };
+        let mask = self.slots.len() - 1;
+        let mut i = self.next(hole);
+        while self.slots[i].id != EMPTY {
+            let home = self.home(self.slots[i].id);
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots.swap(hole, i);
+                hole = i;
+            }
+            i = self.next(i);
+        }
+        self.slots[hole] = Slot::empty();
+        self.len -= 1;
+    }
+}
+
+/// Ids start at 1, so 0 marks an empty slot.
+const EMPTY: u64 = 0;
+
+/// One group: its id and its text in one 64-byte cache line, aligned to the line.
+#[derive(Clone)]
+#[repr(align(64))]
+struct Slot {
+    id: u64,
+    row: Row,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot {
+            id: EMPTY,
+            row: Row::new("", ""),
+        }
     }
 }
 
@@ -220,8 +360,35 @@ mod tests {
     }
 
     #[test]
-    fn a_row_is_one_cache_line_with_its_id() {
-        assert_eq!(std::mem::size_of::<(u64, Row)>(), 64);
+    fn a_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+        assert_eq!(std::mem::align_of::<Slot>(), 64);
+    }
+
+    proptest::proptest! {
+        /// Whatever is put and removed, in any order, the mirror answers as a `HashMap` would,
+        /// through growth and backward-shift deletions.
+        #[test]
+        fn behaves_as_a_map(ops in proptest::collection::vec((0u64..64, proptest::bool::ANY), 0..400)) {
+            let mut mirror = Mirror::default();
+            let mut model = std::collections::HashMap::new();
+            for (step, (id, put)) in ops.into_iter().enumerate() {
+                if put {
+                    let name = format!("g{step}");
+                    mirror.put(id, &name, "");
+                    if id != EMPTY {
+                        model.insert(id, name);
+                    }
+                } else {
+                    mirror.apply(vec![Change::remove(id)]);
+                    model.remove(&id);
+                }
+                proptest::prop_assert_eq!(mirror.len(), model.len());
+            }
+            for id in 0..64 {
+                proptest::prop_assert_eq!(mirror.get(id).map(|g| g.name), model.get(&id).map(String::as_str));
+            }
+        }
     }
 
     #[test]
@@ -260,10 +427,10 @@ mod tests {
         for id in 1..=100 {
             mirror.put(id, &format!("g{id}"), &"x".repeat(id as usize));
         }
-        let capacity = mirror.rows.capacity();
+        let capacity = mirror.capacity();
         assert!(mirror.grown_for(capacity - 100).is_none());
         let grown = mirror.grown_for(capacity).unwrap();
-        assert!(grown.rows.capacity() >= 100 + capacity);
+        assert!(grown.capacity() >= 100 + capacity);
         for id in 1..=101 {
             assert_eq!(grown.get(id), mirror.get(id));
         }

@@ -441,9 +441,9 @@ impl Store {
     }
 
     /// Shows each group of `ids` (`None` when there is no such group) to `look` with its index,
-    /// in order. Under one lock, up to 16 lookups run back to back before their groups are
-    /// shown: at a million groups each lookup misses the cache, and the processor overlaps
-    /// misses that do not depend on each other (getGroup 8x16 at 1,000,000 groups: +16%).
+    /// in order. Under one lock, the slots of up to 16 are prefetched, then looked up, then
+    /// shown: at a million groups each lookup misses the cache, and this way the misses overlap
+    /// instead of following one another.
     pub fn view_each(
         &self,
         ids: &[u64],
@@ -455,6 +455,7 @@ impl Store {
         {
             let mut found = [None; AT_ONCE];
             for (round, chunk) in ids.chunks(AT_ONCE).enumerate() {
+                chunk.iter().for_each(|&id| mirror.prefetch(id));
                 for (slot, &id) in found.iter_mut().zip(chunk) {
                     *slot = mirror.get(id);
                 }
