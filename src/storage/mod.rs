@@ -474,18 +474,42 @@ impl Store {
     }
 
     /// Shows every group to `look`, in name order (by the UTF-8 bytes of the name). The groups
-    /// are copied out of one snapshot and sorted here: no index on disk to keep up per write.
+    /// are copied out of one snapshot into one buffer and sorted here: no index on disk to keep
+    /// up per write, and two allocations for any number of groups.
     pub fn view_all(&self, mut look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
+        /// A group in `text`: its id, where its name starts, and the lengths of its name and
+        /// external id (u32: both are at most a few hundred bytes).
+        struct Entry {
+            id: u64,
+            start: usize,
+            name_len: u32,
+            external_id_len: u32,
+        }
         let snapshot = self.shared.snapshot()?;
-        let mut all = Vec::with_capacity(usize::try_from(snapshot.groups.len()?).unwrap_or(0));
+        let count = usize::try_from(snapshot.groups.len()?).unwrap_or(0);
+        let (mut text, mut all) = (String::new(), Vec::with_capacity(count));
         for entry in snapshot.groups.iter()? {
             let (id, row) = entry?;
-            all.push(GroupRef::from_row(id.value(), row.value()).to_owned());
+            let (name, external_id) = row.value();
+            let too_long = || redb::Error::Corrupted(format!("group {} is too long", id.value()));
+            all.push(Entry {
+                id: id.value(),
+                start: text.len(),
+                name_len: u32::try_from(name.len()).map_err(|_| too_long())?,
+                external_id_len: u32::try_from(external_id.len()).map_err(|_| too_long())?,
+            });
+            text.push_str(name);
+            text.push_str(external_id);
         }
         drop(snapshot);
-        all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        for group in &all {
-            look(group.as_ref());
+        let split = |e: &Entry| {
+            let name_end = e.start + e.name_len as usize;
+            let end = name_end + e.external_id_len as usize;
+            (&text[e.start..name_end], &text[name_end..end])
+        };
+        all.sort_unstable_by(|a, b| split(a).0.cmp(split(b).0));
+        for entry in &all {
+            look(GroupRef::from_row(entry.id, split(entry)));
         }
         Ok(())
     }
