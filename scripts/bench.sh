@@ -109,6 +109,14 @@ if [ "$scale" = 1 ]; then
     "$bin/groupd-load" probe --addr "$addr" >/dev/null
     ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
     row "1M groups: start to first answer (ms)" "$ready_ms" "-" "-" "< 1000"
+    # Reads are answered from the start; getGroup's in-memory mirror is loaded meanwhile, and
+    # the throughput row measures the server once it is.
+    for _ in $(seq 1 3000); do
+        grep -q 'groups loaded into memory' "$work/big.log" && break
+        sleep 0.01
+    done
+    loaded_ms=$(grep 'groups loaded into memory' "$work/big.log" | grep -o ' ms=[0-9]*' | cut -d= -f2)
+    row "1M groups: groups loaded into memory (ms)" "${loaded_ms:-?}" "-" "-" "report"
     g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000000)
     row "1M groups: getGroup 8x16 vs 1k groups (calls/s)" "$(field calls_per_s <<<"$g")" "$get_small" \
         "$(ratio "$(field calls_per_s <<<"$g")" "$get_small")" ">= 0.8"
