@@ -102,7 +102,9 @@ stop "$server"
 if [ "$scale" = 1 ]; then
     seeded=$( { /usr/bin/time -f "%e" "$bin/groupd-load" seed --db "$work/big.redb" --groups 1000000 2>&1 >/dev/null; } | tail -1)
     start=$(date +%s%N)
-    "$bin/groupd" serve --listen 127.0.0.1:0 --db "$work/big.redb" 2>"$work/big.log" &
+    # (debug for the storage module: it logs when the groups are loaded into memory)
+    RUST_LOG=info,groupd::storage=debug \
+        "$bin/groupd" serve --listen 127.0.0.1:0 --db "$work/big.redb" 2>"$work/big.log" &
     server=$!
     pids+=("$server")
     addr=$(wait_for_addr "$work/big.log")

@@ -261,7 +261,7 @@ impl Shared {
             Ok((mirror, names)) => {
                 let (groups, ms) = (mirror.len(), started.elapsed().as_millis());
                 self.set_mirror(Some(mirror));
-                tracing::info!(groups, ms, "groups loaded into memory");
+                tracing::debug!(groups, ms, "groups loaded into memory");
                 Some(names)
             }
             Err(e) => {
