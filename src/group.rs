@@ -16,16 +16,6 @@ pub struct Group {
     pub external_id: String,
 }
 
-impl Group {
-    pub fn as_ref(&self) -> GroupRef<'_> {
-        GroupRef {
-            id: self.id,
-            name: &self.name,
-            external_id: &self.external_id,
-        }
-    }
-}
-
 /// A group as storage holds it, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupRef<'a> {

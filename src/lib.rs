@@ -12,7 +12,8 @@
 //! - [`dispatch`]: requests → procedure calls. The method table, parameter binding and typing,
 //!   and the single mapping of storage failures to `-32603`.
 //! - [`group`]: the Group API's rules that need no storage (what a valid name is).
-//! - [`storage`]: redb tables, the id counter, and the writer thread that commits durably.
+//! - [`storage`]: redb tables, the id counter, the writer thread that commits durably, and the
+//!   groups it keeps in memory for `getGroup` and for unique names.
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
 //! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
 //!   shutdown), and the stdio session.

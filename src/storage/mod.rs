@@ -15,12 +15,12 @@
 //! - the name index, which only the writer uses;
 //! - a mirror of every group by id ([`mirror`]), which `getGroup` reads. The writer applies each
 //!   commit's changes to it once the commit is durable, before it answers anyone. Until it is
-//!   loaded (about half a second for a million groups), reads use the snapshot below.
+//!   loaded (under a second for a million groups), reads use the snapshot below.
 //!
-//! `getAllGroups` reads a shared MVCC snapshot (a redb read transaction with its tables open) that the
-//! writer replaces after every commit, before it answers: reads never wait for a write, skip the
-//! cost of opening a transaction and tables per call (half of a `getGroup`'s time in a profile),
-//! and still see every write acknowledged before them. Writes go to one writer thread
+//! `getAllGroups` reads a shared MVCC snapshot (a redb read transaction with its table open)
+//! that the writer replaces after every commit, before it answers: reads never wait for a
+//! write, skip the cost of opening a transaction and a table per call, and still see every
+//! write acknowledged before them. Writes go to one writer thread
 //! that commits whatever has queued up in one transaction (group commit: one fsync for many
 //! calls) and answers each caller only after that commit is durable. One failing call (a taken
 //! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
