@@ -13,6 +13,13 @@ use groupd::dispatch::Service;
 use groupd::limits::Limits;
 use groupd::storage::Store;
 
+/// A dispatcher on a fresh database in a temporary directory (kept while the guard lives).
+fn service() -> (Service, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("g.redb")).unwrap();
+    (Service::new(store, Limits::default()), dir)
+}
+
 fn create(id: usize, name: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","method":"createGroup","id":{id},"params":["{name}"]}}"#)
 }
@@ -20,11 +27,8 @@ fn create(id: usize, name: &str) -> String {
 /// Concurrent creates from 64 callers: all succeed with distinct ids, in far fewer commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = Arc::new(Service::new(
-        Store::open(&dir.path().join("g.redb")).unwrap(),
-        Limits::default(),
-    ));
+    let (service, _dir) = service();
+    let service = Arc::new(service);
     let before = service.store().stats();
     let calls: Vec<_> = (0..64)
         .map(|i| {
@@ -63,11 +67,7 @@ async fn concurrent_writes_share_commits() {
 /// A batch's writes share one commit, run in order, and one failure does not touch the others.
 #[tokio::test]
 async fn a_batch_commits_together_and_a_failing_entry_is_isolated() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = Service::new(
-        Store::open(&dir.path().join("g.redb")).unwrap(),
-        Limits::default(),
-    );
+    let (service, _dir) = service();
     let before = service.store().stats().commits;
     let batch = format!(
         "[{},{},{},{},{}]",
@@ -211,11 +211,7 @@ fn every_acknowledged_write_survives_kill_9() {
 /// change their answer; a read of a group a queued write touches waits for it.
 #[tokio::test]
 async fn reads_after_queued_writes_see_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = Service::new(
-        Store::open(&dir.path().join("g.redb")).unwrap(),
-        Limits::default(),
-    );
+    let (service, _dir) = service();
     let call = |line: String| {
         let service = &service;
         async move {
@@ -261,11 +257,7 @@ async fn reads_after_queued_writes_see_them() {
 /// in a batch.
 #[tokio::test]
 async fn reads_before_queued_writes_do_not_see_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = Service::new(
-        Store::open(&dir.path().join("g.redb")).unwrap(),
-        Limits::default(),
-    );
+    let (service, _dir) = service();
     let get = |id: usize, group: u64| {
         format!(r#"{{"jsonrpc":"2.0","method":"getGroup","id":{id},"params":[{group}]}}"#)
     };
