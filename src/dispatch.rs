@@ -22,6 +22,12 @@ pub enum Outcome {
     Bool(bool),
     /// A read's result, already rendered as JSON straight from storage.
     Json(Vec<u8>),
+    /// A `getGroup` result rendered into the round's buffer (`Gets::text`), at these offsets:
+    /// one allocation for all the gets of a round instead of one each.
+    Rendered {
+        start: usize,
+        end: usize,
+    },
     /// Ready-made JSON.
     Document(&'static str),
 }
@@ -82,6 +88,8 @@ struct Gets {
     /// (line, step) of each call.
     places: Vec<(usize, usize)>,
     ids: Vec<u64>,
+    /// Their rendered results, for [`Outcome::Rendered`]; kept until the answers are written.
+    text: Vec<u8>,
 }
 
 impl Gets {
@@ -173,7 +181,9 @@ impl Service {
             let ending = session.ending().is_some();
             if queued.is_empty() && (gets.is_empty() || gets.is_full() || large || ending) {
                 self.run_gets(&mut lines, &mut gets);
-                lines[answered..].iter().for_each(|l| write_line(out, l));
+                lines[answered..]
+                    .iter()
+                    .for_each(|l| write_line(out, l, &gets.text));
                 answered = line + 1;
                 if out.len() >= ANSWER_BYTES_SOFT_LIMIT || ending {
                     return answered;
@@ -185,7 +195,9 @@ impl Service {
         }
         self.run_gets(&mut lines, &mut gets);
         self.commit(&mut lines, &mut queued, &mut ops).await;
-        lines[answered..].iter().for_each(|l| write_line(out, l));
+        lines[answered..]
+            .iter()
+            .for_each(|l| write_line(out, l, &gets.text));
         lines.len()
     }
 
@@ -194,11 +206,16 @@ impl Service {
         if gets.is_empty() {
             return;
         }
-        let places = &gets.places;
-        let shown = self.store.view_each(&gets.ids, |i, group| {
+        let Gets { places, ids, text } = gets;
+        let shown = self.store.view_each(ids, |i, group| {
             let (line, step) = places[i];
             let outcome = group.map_or(Outcome::Bool(false), |group| {
-                Outcome::Json(render(|out| write_group(out, group)))
+                let start = text.len();
+                write_group(text, group);
+                Outcome::Rendered {
+                    start,
+                    end: text.len(),
+                }
             });
             lines[line].steps[step].state = State::Done(Ok(outcome));
         });
@@ -380,8 +397,8 @@ fn plan_request<'a>(session: &mut Session, request: Result<Request<'a>, RpcError
     Step { reply_to, state }
 }
 
-/// Appends one line's answer line, if it has one.
-fn write_line(out: &mut Vec<u8>, line: &Planned<'_>) {
+/// Appends one line's answer line, if it has one. `rendered` holds [`Outcome::Rendered`] text.
+fn write_line(out: &mut Vec<u8>, line: &Planned<'_>, rendered: &[u8]) {
     let start = out.len();
     if line.batch {
         out.push(b'[');
@@ -391,7 +408,7 @@ fn write_line(out: &mut Vec<u8>, line: &Planned<'_>) {
         if line.batch && mark > start + 1 {
             out.push(b',');
         }
-        if !write_step(out, step) {
+        if !write_step(out, step, rendered) {
             out.truncate(mark);
         }
     }
@@ -408,7 +425,7 @@ fn write_line(out: &mut Vec<u8>, line: &Planned<'_>) {
 }
 
 /// Appends one request's answer; false for a notification.
-fn write_step(out: &mut Vec<u8>, step: &Step<'_>) -> bool {
+fn write_step(out: &mut Vec<u8>, step: &Step<'_>, rendered: &[u8]) -> bool {
     let State::Done(outcome) = &step.state else {
         return false;
     };
@@ -419,7 +436,7 @@ fn write_step(out: &mut Vec<u8>, step: &Step<'_>) -> bool {
     };
     match (outcome, id) {
         (Ok(outcome), Some(id)) => {
-            jsonrpc::write_result(out, id, |out| write_outcome(out, outcome))
+            jsonrpc::write_result(out, id, |out| write_outcome(out, outcome, rendered))
         }
         (Ok(_), None) => return false,
         (Err(err), id) => jsonrpc::write_error(out, id, err),
@@ -559,12 +576,15 @@ fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn write_outcome(out: &mut Vec<u8>, outcome: &Outcome) {
+fn write_outcome(out: &mut Vec<u8>, outcome: &Outcome, rendered: &[u8]) {
     match outcome {
         Outcome::Id(id) => write_u64(out, *id),
         Outcome::Bool(true) => out.extend_from_slice(b"true"),
         Outcome::Bool(false) => out.extend_from_slice(b"false"),
         Outcome::Json(json) => out.extend_from_slice(json),
+        Outcome::Rendered { start, end } => {
+            out.extend_from_slice(rendered.get(*start..*end).unwrap_or_default());
+        }
         Outcome::Document(json) => out.extend_from_slice(json.as_bytes()),
     }
 }
