@@ -800,3 +800,47 @@ impl<'txn, 'n> Tables<'txn, 'n> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str) -> WriteOp {
+        WriteOp::Create {
+            name: name.into(),
+            external_id: String::new(),
+        }
+    }
+
+    /// Until the mirror is loaded (and while it is rebuilt after a failed commit) reads are
+    /// answered from the redb snapshot, with the same answers.
+    #[tokio::test]
+    async fn reads_without_the_mirror_come_from_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let written = store.write(vec![create("b"), create("a")]).await.unwrap();
+        assert_eq!(
+            written,
+            [WriteOutcome::Created(1), WriteOutcome::Created(2)]
+        );
+        let read = |store: &Store| {
+            let mut each = Vec::new();
+            store
+                .view_each(&[2, 3, 1], |i, g| each.push((i, g.map(GroupRef::to_owned))))
+                .unwrap();
+            (store.get(1).unwrap(), each, store.all().unwrap())
+        };
+        let from_mirror = read(&store);
+        assert!(store.shared.mirror.read().unwrap().is_some());
+        store.shared.set_mirror(None);
+        assert_eq!(read(&store), from_mirror);
+        let (one, each, all) = from_mirror;
+        assert_eq!(one.map(|g| g.name), Some("b".to_string()));
+        let names: Vec<_> = each
+            .iter()
+            .map(|(i, g)| (*i, g.as_ref().map(|g| g.name.as_str())))
+            .collect();
+        assert_eq!(names, [(0, Some("a")), (1, None), (2, Some("b"))]);
+        assert_eq!(all.iter().map(|g| g.id).collect::<Vec<_>>(), [2, 1]);
+    }
+}
