@@ -10,9 +10,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redb::BackendError;
 use redb::StorageBackend;
-use redb::backends::FileBackend;
+
+use super::file::{ZeroFilledFile, delegate_locks};
 
 /// Switches shared between a test and every backend opened with them (the store reopens its
 /// database after a failure, and the new backend must obey the same switches).
@@ -51,17 +51,17 @@ impl DiskFaults {
     }
 }
 
-/// redb's own file backend, with [`DiskFaults`] in front of its writes.
+/// groupd's file backend, with [`DiskFaults`] in front of its writes.
 #[derive(Debug)]
 pub(super) struct FaultyFile {
-    inner: FileBackend,
+    inner: ZeroFilledFile,
     faults: DiskFaults,
 }
 
 impl FaultyFile {
     pub(super) fn new(file: File, faults: DiskFaults) -> Result<Self, redb::DatabaseError> {
         Ok(FaultyFile {
-            inner: FileBackend::new(file)?,
+            inner: ZeroFilledFile::new(file)?,
             faults,
         })
     }
@@ -113,31 +113,5 @@ impl StorageBackend for FaultyFile {
         self.inner.close()
     }
 
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.try_lock_range(start, end)
-    }
-
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
-        self.inner.try_lock_shared_range(start, end)
-    }
-
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_range(start, end)
-    }
-
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_shared_range(start, end)
-    }
-
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.unlock_range(start, end)
-    }
-
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.query_lock_range(start, end)
-    }
+    delegate_locks!(inner);
 }

@@ -41,6 +41,7 @@ use tokio::sync::oneshot;
 use crate::group::{Group, GroupRef};
 
 mod faults;
+mod file;
 mod mirror;
 mod names;
 pub use faults::DiskFaults;
@@ -336,7 +337,11 @@ impl Store {
             let _ = std::fs::remove_file(&scratch);
             written
         };
-        Self::open_with(path, move || Ok(Database::create(&owned)?), probe)
+        let open = move || {
+            let backend = file::ZeroFilledFile::new(open_file(&owned)?)?;
+            Ok(redb::Builder::new().create_with_backend(backend)?)
+        };
+        Self::open_with(path, open, probe)
     }
 
     /// [`Store::open`] on a disk whose failures `faults` controls: for tests of what a failing
@@ -356,13 +361,7 @@ impl Store {
             written
         };
         let open = move || {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&owned)?;
-            let backend = faults::FaultyFile::new(file, faults.clone())?;
+            let backend = faults::FaultyFile::new(open_file(&owned)?, faults.clone())?;
             Ok(redb::Builder::new().create_with_backend(backend)?)
         };
         Self::open_with(path, open, probe)
@@ -562,6 +561,16 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Opens the database file for redb, creating it if missing (as `Database::create` does).
+fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 /// Creates missing tables and meta records; returns the schema version found.
@@ -810,6 +819,34 @@ mod tests {
             name: name.into(),
             external_id: String::new(),
         }
+    }
+
+    /// The store opens its file through [`file::ZeroFilledFile`]: after redb has grown the file
+    /// many times over, every byte of it has a disk block (no holes left to fill at commit).
+    #[tokio::test]
+    async fn the_database_file_grows_without_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        let start = std::fs::metadata(&path).unwrap().len();
+        for round in 0..40 {
+            let ops = (0..500).map(|i| create(&format!("group {round} {i} {}", "x".repeat(60))));
+            store.write(ops.collect()).await.unwrap();
+        }
+        store.close();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(
+            meta.len() > 4 * start,
+            "grew from {start} to {}",
+            meta.len()
+        );
+        assert!(
+            meta.blocks() * 512 >= meta.len(),
+            "{} blocks for {} bytes",
+            meta.blocks(),
+            meta.len()
+        );
     }
 
     /// Until the mirror is loaded (and while it is rebuilt after a failed commit) reads are
