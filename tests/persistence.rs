@@ -633,5 +633,53 @@ fn a_schema_version_1_database_is_migrated() {
         .collect();
     assert_eq!(tables, ["groups", "meta"]);
     let version = txn.open_table(meta).unwrap().get("schema_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(2));
+    assert_eq!(version.map(|v| v.value()), Some(3));
+}
+
+/// A database written by schema version 2 (which wrote `next_id` in every commit) opens as
+/// version 3 with its counter honoured: the next id comes from `next_id` when a removal left it
+/// above every id in `groups`.
+#[test]
+fn a_schema_version_2_database_keeps_its_id_counter() {
+    use redb::{ReadableDatabase, TableDefinition};
+    let groups: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let db = Db::new();
+    {
+        let v2 = redb::Database::create(db.path()).unwrap();
+        let txn = v2.begin_write().unwrap();
+        {
+            let mut g = txn.open_table(groups).unwrap();
+            g.insert(1, ("Ops", "")).unwrap();
+            g.insert(3, ("Dev", "")).unwrap();
+            let mut m = txn.open_table(meta).unwrap();
+            m.insert("schema_version", 2).unwrap();
+            m.insert("next_id", 6).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let server = Server::start_on(&db, &[]);
+    check(
+        &server,
+        &[
+            (
+                r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["QA"]}"#,
+                Some(r#"{"jsonrpc":"2.0","id":1,"result":6}"#),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"getGroup","id":2,"params":[3]}"#,
+                Some(
+                    r#"{"jsonrpc":"2.0","id":2,"result":{"id":"3","external_id":"","name":"Dev"}}"#,
+                ),
+            ),
+        ],
+    );
+    let (status, stderr) = server.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+
+    let migrated = redb::Database::create(db.path()).unwrap();
+    let txn = migrated.begin_read().unwrap();
+    let version = txn.open_table(meta).unwrap().get("schema_version").unwrap();
+    assert_eq!(version.map(|v| v.value()), Some(3));
 }
