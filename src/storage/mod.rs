@@ -67,8 +67,11 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// Calls folded into one commit at most, so one commit's latency stays bounded.
 const MAX_CALLS_PER_COMMIT: usize = 4096;
 
-/// The longest a commit waits for more calls to join it; small next to an fsync.
-const GATHER_WAIT: Duration = Duration::from_micros(200);
+/// The longest a commit waits for more calls to join it; small next to an fsync. With 64
+/// clients creating one group at a time, 50 µs measured 85k creates/s against 78k at 100 µs and
+/// 73k at 200 µs (longer waits make one big commit, but leave the disk idle while the clients
+/// turn around); batches and mixed loads were as fast or faster.
+const GATHER_WAIT: Duration = Duration::from_micros(50);
 
 /// Why a database could not be opened. Each is fatal at start-up (exit status 1).
 #[derive(Debug, thiserror::Error)]
