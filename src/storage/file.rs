@@ -70,6 +70,12 @@ pub(super) use delegate_locks;
 /// Zeros are written this many bytes at a time.
 const ZERO_CHUNK: usize = 1 << 20;
 
+/// Zeros written for one extension at most. redb doubles its file until it reaches 4 GiB, and
+/// zeros cost ~2 ms per MiB here (written and synced): a whole doubling of a 2 GiB file would
+/// hold up every write for seconds. Past this much the new space stays a hole (commits there
+/// pay the slower sync until it has been written once); redb fills low pages first.
+const ZERO_FILL_MAX: u64 = 64 << 20;
+
 #[derive(Debug)]
 pub(super) struct ZeroFilledFile {
     inner: FileBackend,
@@ -94,17 +100,17 @@ impl StorageBackend for ZeroFilledFile {
 
     /// Sets the length in one step, as redb's own backend does (after a crash redb rebuilds its
     /// layout from the file's length, which must be one it chose), then writes zeros over what
-    /// was added. If writing the zeros fails (a full disk), the error is returned and the rest of
-    /// the new space stays a hole: slower commits there, nothing wrong.
+    /// was added, up to [`ZERO_FILL_MAX`]. If writing the zeros fails (a full disk), the error is
+    /// returned and the rest of the new space stays a hole: slower commits there, nothing wrong.
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut at = self.inner.len()?;
         self.inner.set_len(len)?;
-        if len > at {
-            let zeros = vec![0; ZERO_CHUNK.min(usize::try_from(len - at).unwrap_or(ZERO_CHUNK))];
-            while at < len {
-                let n = zeros
-                    .len()
-                    .min(usize::try_from(len - at).unwrap_or(zeros.len()));
+        let end = len.min(at.saturating_add(ZERO_FILL_MAX));
+        if end > at {
+            let chunk = ZERO_CHUNK.min(usize::try_from(end - at).unwrap_or(ZERO_CHUNK));
+            let zeros = vec![0; chunk];
+            while at < end {
+                let n = chunk.min(usize::try_from(end - at).unwrap_or(chunk));
                 self.inner.write(at, &zeros[..n])?;
                 at += n as u64;
             }
@@ -155,5 +161,21 @@ mod tests {
         assert_eq!(&head, b"head");
         backend.set_len(100).unwrap();
         assert_eq!(backend.len().unwrap(), 100);
+    }
+
+    /// One extension gets at most ZERO_FILL_MAX of zeros; the rest is left to the file system.
+    #[test]
+    fn a_huge_extension_is_zeroed_only_at_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let backend = ZeroFilledFile::new(File::create_new(&path).unwrap()).unwrap();
+        let len = ZERO_FILL_MAX + 8 * ZERO_CHUNK as u64;
+        backend.set_len(len).unwrap();
+        assert_eq!(backend.len().unwrap(), len);
+        let held = allocated(&path);
+        assert!(
+            (ZERO_FILL_MAX..len).contains(&held),
+            "{held} bytes held of {len}"
+        );
     }
 }
