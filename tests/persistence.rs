@@ -569,31 +569,53 @@ fn names_stay_unique_across_a_restart() {
     );
 }
 
+const OLD_GROUPS: redb::TableDefinition<u64, (&str, &str)> = redb::TableDefinition::new("groups");
+const OLD_META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+
+/// Writes a database as an older groupd would have: `groups`, `meta` with `version` and
+/// `next_id`, and for version 1 the `names` table.
+fn old_database(db: &Db, version: u64, groups: &[(u64, &str, &str)], next_id: u64) {
+    let names: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("names");
+    let old = redb::Database::create(db.path()).unwrap();
+    let txn = old.begin_write().unwrap();
+    {
+        let mut g = txn.open_table(OLD_GROUPS).unwrap();
+        for &(id, name, external_id) in groups {
+            g.insert(id, (name, external_id)).unwrap();
+        }
+        if version == 1 {
+            let mut n = txn.open_table(names).unwrap();
+            for &(id, name, _) in groups {
+                n.insert(name, id).unwrap();
+            }
+        }
+        let mut m = txn.open_table(OLD_META).unwrap();
+        m.insert("schema_version", version).unwrap();
+        m.insert("next_id", next_id).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// The tables of the database at `db` and its schema version, read with redb directly.
+fn tables_and_version(db: &Db) -> (Vec<String>, Option<u64>) {
+    use redb::{ReadableDatabase, TableHandle};
+    let opened = redb::Database::create(db.path()).unwrap();
+    let txn = opened.begin_read().unwrap();
+    let tables = txn.list_tables().unwrap().map(|t| t.name().to_string());
+    let version = txn
+        .open_table(OLD_META)
+        .unwrap()
+        .get("schema_version")
+        .unwrap();
+    (tables.collect(), version.map(|v| v.value()))
+}
+
 /// A database written by schema version 1 (which kept a `names` table on disk) opens with its
 /// groups, names and id counter intact, and loses only that table.
 #[test]
 fn a_schema_version_1_database_is_migrated() {
-    use redb::{ReadableDatabase, TableDefinition, TableHandle};
-    let groups: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
-    let names: TableDefinition<&str, u64> = TableDefinition::new("names");
-    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     let db = Db::new();
-    {
-        let v1 = redb::Database::create(db.path()).unwrap();
-        let txn = v1.begin_write().unwrap();
-        {
-            let mut g = txn.open_table(groups).unwrap();
-            g.insert(1, ("Ops", "x1")).unwrap();
-            g.insert(3, ("Dev", "")).unwrap();
-            let mut n = txn.open_table(names).unwrap();
-            n.insert("Ops", 1).unwrap();
-            n.insert("Dev", 3).unwrap();
-            let mut m = txn.open_table(meta).unwrap();
-            m.insert("schema_version", 1).unwrap();
-            m.insert("next_id", 4).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    old_database(&db, 1, &[(1, "Ops", "x1"), (3, "Dev", "")], 4);
 
     let server = Server::start_on(&db, &[]);
     check(
@@ -624,16 +646,9 @@ fn a_schema_version_1_database_is_migrated() {
     let (status, stderr) = server.stop("-TERM");
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 
-    let migrated = redb::Database::create(db.path()).unwrap();
-    let txn = migrated.begin_read().unwrap();
-    let tables: Vec<String> = txn
-        .list_tables()
-        .unwrap()
-        .map(|t| t.name().to_string())
-        .collect();
+    let (tables, version) = tables_and_version(&db);
     assert_eq!(tables, ["groups", "meta"]);
-    let version = txn.open_table(meta).unwrap().get("schema_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(3));
+    assert_eq!(version, Some(3));
 }
 
 /// A database written by schema version 2 (which wrote `next_id` in every commit) opens as
@@ -641,23 +656,8 @@ fn a_schema_version_1_database_is_migrated() {
 /// above every id in `groups`.
 #[test]
 fn a_schema_version_2_database_keeps_its_id_counter() {
-    use redb::{ReadableDatabase, TableDefinition};
-    let groups: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
-    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     let db = Db::new();
-    {
-        let v2 = redb::Database::create(db.path()).unwrap();
-        let txn = v2.begin_write().unwrap();
-        {
-            let mut g = txn.open_table(groups).unwrap();
-            g.insert(1, ("Ops", "")).unwrap();
-            g.insert(3, ("Dev", "")).unwrap();
-            let mut m = txn.open_table(meta).unwrap();
-            m.insert("schema_version", 2).unwrap();
-            m.insert("next_id", 6).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    old_database(&db, 2, &[(1, "Ops", ""), (3, "Dev", "")], 6);
 
     let server = Server::start_on(&db, &[]);
     check(
@@ -678,8 +678,5 @@ fn a_schema_version_2_database_keeps_its_id_counter() {
     let (status, stderr) = server.stop("-TERM");
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 
-    let migrated = redb::Database::create(db.path()).unwrap();
-    let txn = migrated.begin_read().unwrap();
-    let version = txn.open_table(meta).unwrap().get("schema_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(3));
+    assert_eq!(tables_and_version(&db).1, Some(3));
 }
