@@ -7,7 +7,7 @@
 //! The next id is the larger of `next_id` and the highest id in `groups` plus one, so ids are
 //! never reused, across restarts too: a create leaves its id in `groups`, and only a removal
 //! can take the highest id away, so only commits that remove write `next_id`. Schema version 2
-//! wrote it in every commit, and that one more page in each commit of creates cost 5–10% of the
+//! wrote it in every commit, and that one more page in each commit of creates cost 5–7% of the
 //! create rate with 64 clients; its databases open as version 3 unchanged (their `next_id` is
 //! always current, which satisfies the rule above).
 //!
