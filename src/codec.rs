@@ -1,9 +1,10 @@
 //! Framing: bytes in, one [`Frame`] per request out.
 //!
-//! Each conversation picks its framing from its first bytes (SPEC §8). A first line starting
-//! with `Content-Length:` (any case) selects the LSP base protocol: headers ended by an empty
-//! line, then exactly that many bytes of JSON. Anything else is newline-delimited: a line ends
-//! with `\n`, a `\r` before it is dropped, lines holding only whitespace are skipped.
+//! Each conversation picks its framing from its first bytes (SPEC §8). A first line that is an
+//! LSP header (`Content-Length:` or `Content-Type:`, any case) selects the LSP base protocol:
+//! header lines (ended by `\r\n`, or a bare `\n` as some clients write them) up to an empty
+//! line, then exactly Content-Length bytes of JSON. Anything else is newline-delimited: a line
+//! ends with `\n`, a `\r` before it is dropped, lines holding only whitespace are skipped.
 //!
 //! A line or body longer than the limit becomes [`Frame::Oversized`] as soon as that is known
 //! (not when its end finally arrives, which may be never), and the rest of it is discarded
@@ -40,6 +41,10 @@ pub enum Framing {
 }
 
 const CONTENT_LENGTH: &[u8] = b"content-length:";
+
+/// The headers of the LSP base protocol; a conversation whose first line starts with one of
+/// them speaks it. Clients send either first (`Content-Type` is optional, but some lead with it).
+const LSP_HEADERS: [&[u8]; 2] = [CONTENT_LENGTH, b"content-type:"];
 
 /// Bytes of an over-long line kept in [`Frame::Oversized`].
 pub const OVERSIZED_HEAD_BYTES: usize = 16;
@@ -91,12 +96,21 @@ impl FrameCodec {
         }
     }
 
+    /// Decides once the first bytes match an LSP header name, or can no longer match one.
     fn decide(&mut self, buf: &BytesMut) {
-        let n = buf.len().min(CONTENT_LENGTH.len());
-        if !buf[..n].eq_ignore_ascii_case(&CONTENT_LENGTH[..n]) {
+        let mut undecided = false;
+        for header in LSP_HEADERS {
+            let n = buf.len().min(header.len());
+            if buf[..n].eq_ignore_ascii_case(&header[..n]) {
+                if n == header.len() {
+                    self.framing = Framing::ContentLength;
+                    return;
+                }
+                undecided = true;
+            }
+        }
+        if !undecided {
             self.framing = Framing::Lines;
-        } else if n == CONTENT_LENGTH.len() {
-            self.framing = Framing::ContentLength;
         }
     }
 
@@ -159,15 +173,14 @@ impl FrameCodec {
                 return None;
             }
         }
-        let Some(end) = find(buf, b"\r\n\r\n") else {
+        let Some((headers, header_bytes)) = header_block(buf) else {
             return (buf.len() > MAX_HEADER_BYTES)
                 .then(|| self.unframeable("header block too long"));
         };
-        let length = match content_length(&buf[..end]) {
+        let length = match content_length(&buf[..headers]) {
             Ok(length) => length,
             Err(why) => return Some(self.unframeable(why)),
         };
-        let header_bytes = end + 4;
         if length > self.max_bytes {
             buf.advance(header_bytes);
             let here = length.min(buf.len());
@@ -195,6 +208,23 @@ fn oversized_head(line: &[u8]) -> Frame {
     }
 }
 
+/// Where the header block at the start of `bytes` ends: the length of its header lines (without
+/// the line ending of the last) and of the block with the empty line that ends it. Lines may end
+/// in `\r\n` or `\n`. `None` until the empty line has arrived.
+fn header_block(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut start = 0;
+    let mut headers = 0;
+    loop {
+        let newline = start + memchr_newline(&bytes[start..])?;
+        let line = &bytes[start..newline];
+        if line.is_empty() || line == b"\r" {
+            return Some((headers, newline + 1));
+        }
+        headers = newline;
+        start = newline + 1;
+    }
+}
+
 /// The Content-Length of a header block; other headers are ignored.
 fn content_length(headers: &[u8]) -> Result<usize, &'static str> {
     let mut length = None;
@@ -218,10 +248,6 @@ fn content_length(headers: &[u8]) -> Result<usize, &'static str> {
         }
     }
     length.ok_or("missing Content-Length header")
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
@@ -363,6 +389,28 @@ mod tests {
             let got = frames(100, &[&input[..split], &input[split..]], false);
             assert_eq!(got, vec![line("[1]"), line("{}")], "split at {split}");
         }
+    }
+
+    #[test]
+    fn content_type_first_and_bare_newlines_are_lsp_framing_too() {
+        let input = b"Content-Type: application/vscode-jsonrpc; charset=utf-8\nCONTENT-LENGTH: 3\n\n[1]content-length: 2\r\n\n{}Content-Length: 1\n\r\n5";
+        for split in 1..input.len() {
+            let got = frames(100, &[&input[..split], &input[split..]], false);
+            assert_eq!(
+                got,
+                vec![line("[1]"), line("{}"), line("5")],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_that_only_starts_like_a_header_is_a_line() {
+        assert_eq!(
+            frames(100, &[b"Content-Typo: x\n"], false),
+            vec![line("Content-Typo: x")]
+        );
+        assert_eq!(frames(100, &[b"content-\n"], false), vec![line("content-")]);
     }
 
     #[test]

@@ -32,25 +32,31 @@ fn method(m: &Method) -> Value {
         "summary": m.summary,
         "paramStructure": "either",
         "params": m.params.iter().map(param).collect::<Vec<_>>(),
-        "result": { "name": "result", "schema": result_schema(m.returns) },
+        "result": { "name": "result", "schema": result_schema(m.returns, group_ref()) },
         "errors": errors(m),
     })
 }
 
 fn param(p: &Param) -> Value {
-    let schema = match p.ty {
+    let schema = param_schema(p);
+    json!({ "name": p.name, "summary": p.summary, "required": p.required, "schema": schema })
+}
+
+/// The JSON Schema of one parameter's values: shared with MCP's `inputSchema`.
+pub(crate) fn param_schema(p: &Param) -> Value {
+    match p.ty {
         ParamType::GroupId => json!({ "oneOf": [
             { "type": "integer" },
             { "type": "string", "pattern": "^[0-9]+$" },
         ]}),
         ParamType::Text if p.required => json!({ "type": "string" }),
         ParamType::Text => json!({ "type": ["string", "null"] }),
-    };
-    json!({ "name": p.name, "summary": p.summary, "required": p.required, "schema": schema })
+    }
 }
 
-fn result_schema(returns: Returns) -> Value {
-    let group = json!({ "$ref": "#/components/schemas/Group" });
+/// The JSON Schema of a method's result, with `group` standing for a group object: a `$ref` in
+/// the OpenRPC document, the schema itself in MCP's `outputSchema`.
+pub(crate) fn result_schema(returns: Returns, group: Value) -> Value {
     match returns {
         Returns::IdOrFalse => {
             json!({ "oneOf": [{ "type": "integer", "minimum": 1 }, { "const": false }] })
@@ -63,7 +69,12 @@ fn result_schema(returns: Returns) -> Value {
     }
 }
 
-fn group_schema() -> Value {
+fn group_ref() -> Value {
+    json!({ "$ref": "#/components/schemas/Group" })
+}
+
+/// The JSON Schema of a group object (SPEC §4).
+pub(crate) fn group_schema() -> Value {
     json!({
         "type": "object",
         "required": ["id", "external_id", "name"],
@@ -76,12 +87,13 @@ fn group_schema() -> Value {
     })
 }
 
-/// The errors a method can answer beyond the envelope's own (-32700, -32600).
+/// The errors a method can answer beyond the envelope's own (-32700, -32600). Every method can
+/// answer -32602: one without parameters, when it is given some.
 fn errors(m: &Method) -> Vec<Value> {
-    let mut errors = vec![json!({ "code": -32001, "message": "Unauthorized" })];
-    if !m.params.is_empty() {
-        errors.push(json!({ "code": -32602, "message": "Invalid params" }));
-    }
+    let mut errors = vec![
+        json!({ "code": -32001, "message": "Unauthorized" }),
+        json!({ "code": -32602, "message": "Invalid params" }),
+    ];
     if m.uses_storage {
         errors.push(json!({ "code": -32603, "message": "Internal error" }));
     }

@@ -8,11 +8,13 @@ use bytes::Bytes;
 
 use crate::codec::Frame;
 use crate::discover;
-use crate::group::{self, GroupRef};
+use crate::group::{self, GroupRef, Refusal};
 use crate::jsonrpc::{self, Json, Message, Params, Request, RpcError};
+use crate::lifecycle::{self, Message as Lifecycle};
 use crate::limits::Limits;
+use crate::mcp::{self, ToolCall};
 use crate::methods::{self, MAX_PARAMS, Method, Procedure};
-use crate::session::Session;
+use crate::session::{Ending, Session};
 use crate::storage::{Store, StoreError, WriteOp, WriteOutcome};
 
 /// A procedure's answer, before it is written as JSON.
@@ -20,6 +22,8 @@ use crate::storage::{Store, StoreError, WriteOp, WriteOutcome};
 pub enum Outcome {
     Id(u64),
     Bool(bool),
+    /// The procedure reported failure: `false` on the wire.
+    Refused(Refusal),
     /// A read's result, already rendered as JSON straight from storage.
     Json(Vec<u8>),
     /// A `getGroup` result rendered into the round's buffer (`Gets::text`), at these offsets:
@@ -36,7 +40,7 @@ pub enum Outcome {
 #[derive(Debug, PartialEq, Eq)]
 enum Call {
     /// Decided without storage: the arguments cannot succeed (`false`).
-    Refuse,
+    Refuse(Refusal),
     Get(u64),
     GetAll,
     Write(WriteOp),
@@ -72,6 +76,22 @@ enum State {
 struct Step<'a> {
     reply_to: ReplyTo<'a>,
     state: State,
+    /// Set for MCP's `tools/call`: the answer is wrapped as a tool result (SPEC §12).
+    tool: Option<Box<ToolCall>>,
+}
+
+impl<'a> Step<'a> {
+    fn new(reply_to: ReplyTo<'a>, state: State) -> Self {
+        Step {
+            reply_to,
+            state,
+            tool: None,
+        }
+    }
+
+    fn done(reply_to: ReplyTo<'a>, outcome: Result<Outcome, RpcError>) -> Self {
+        Step::new(reply_to, State::Done(outcome))
+    }
 }
 
 /// One line's requests: a single request (or a line-level error), or a batch.
@@ -209,7 +229,7 @@ impl Service {
         let Gets { places, ids, text } = gets;
         let shown = self.store.view_each(ids, |i, group| {
             let (line, step) = places[i];
-            let outcome = group.map_or(Outcome::Bool(false), |group| {
+            let outcome = group.map_or(Outcome::Refused(Refusal::NoSuchGroup), |group| {
                 let start = text.len();
                 write_group(text, group);
                 Outcome::Rendered {
@@ -231,10 +251,7 @@ impl Service {
     fn plan<'a>(&self, session: &mut Session, frame: &'a Frame) -> Planned<'a> {
         let rejected = |err| Planned {
             batch: false,
-            steps: vec![Step {
-                reply_to: ReplyTo::Null,
-                state: State::Done(Err(err)),
-            }],
+            steps: vec![Step::done(ReplyTo::Null, Err(err))],
         };
         let first_bytes = match frame {
             Frame::Line(line) => line,
@@ -294,7 +311,7 @@ impl Service {
         }
         let creates = queued.iter().any(|op| matches!(op, WriteOp::Create { .. }));
         match self.read(call) {
-            Ok(Outcome::Bool(false)) if creates => None,
+            Ok(Outcome::Refused(_)) if creates => None,
             outcome => Some(outcome),
         }
     }
@@ -307,7 +324,7 @@ impl Service {
                     .view(id, |group| render(|out| write_group(out, group)));
                 Ok(rendered
                     .map_err(internal)?
-                    .map_or(Outcome::Bool(false), Outcome::Json))
+                    .map_or(Outcome::Refused(Refusal::NoSuchGroup), Outcome::Json))
             }
             Call::GetAll => {
                 let mut out = b"[".to_vec();
@@ -322,9 +339,8 @@ impl Service {
                 out.push(b']');
                 Ok(Outcome::Json(out))
             }
-            Call::Refuse | Call::Write(_) | Call::Authenticate(_) | Call::Discover => {
-                Ok(Outcome::Bool(false))
-            }
+            Call::Refuse(refusal) => Ok(Outcome::Refused(refusal)),
+            Call::Write(_) | Call::Authenticate(_) | Call::Discover => Err(RpcError::Internal),
         }
     }
 
@@ -348,7 +364,8 @@ impl Service {
                 Ok(outcomes) => Ok(match outcomes.get(i) {
                     Some(WriteOutcome::Created(id)) => Outcome::Id(*id),
                     Some(WriteOutcome::Applied) => Outcome::Bool(true),
-                    Some(WriteOutcome::Refused) | None => Outcome::Bool(false),
+                    Some(WriteOutcome::Refused(refusal)) => Outcome::Refused(*refusal),
+                    None => Outcome::Refused(Refusal::NoSuchGroup),
                 }),
                 Err(err) => Err(err.clone()),
             };
@@ -362,29 +379,39 @@ impl Service {
 fn plan_request<'a>(session: &mut Session, request: Result<Request<'a>, RpcError>) -> Step<'a> {
     let request = match request {
         Ok(r) => r,
-        Err(err) => {
-            return Step {
-                reply_to: ReplyTo::Null,
-                state: State::Done(Err(err)),
-            };
-        }
+        Err(err) => return Step::done(ReplyTo::Null, Err(err)),
     };
     let reply_to = request.id.map_or(ReplyTo::Nobody, ReplyTo::Id);
-    let method = methods::find(&request.method);
-    let gated =
-        !session.unlocked() && method.is_none_or(|m| m.procedure != Procedure::Authenticate);
-    if gated || session.ending().is_some() {
-        // Locked out: answered -32001 and not run (a notification is dropped unanswered).
-        return Step {
-            reply_to,
-            state: State::Done(Err(RpcError::Unauthorized)),
-        };
+    if matches!(session.ending(), Some(Ending::Exit { .. })) {
+        // After `exit` in a batch: nothing more runs or is answered.
+        return Step::done(ReplyTo::Nobody, Err(RpcError::ShuttingDown));
     }
-    let call = method
-        .ok_or(RpcError::MethodNotFound)
-        .and_then(|m| prepare(m.procedure, &bind(m, request.params)?));
-    let state = match call {
-        Ok(Call::Refuse) => State::Done(Ok(Outcome::Bool(false))),
+    let method = methods::find(&request.method);
+    let message = method.map_or_else(|| lifecycle::recognise(&request.method), |_| None);
+    if session.is_shut_down() && message != Some(Lifecycle::Exit) {
+        // Refused, and a notification dropped unrun (SPEC §11).
+        return Step::done(reply_to, Err(RpcError::ShuttingDown));
+    }
+    let key = method.is_some_and(|m| m.procedure == Procedure::Authenticate)
+        || message == Some(Lifecycle::Exit);
+    if (!session.unlocked() && !key) || session.ending().is_some() {
+        // Locked out: answered -32001 and not run (a notification is dropped unanswered).
+        return Step::done(reply_to, Err(RpcError::Unauthorized));
+    }
+    let Some(method) = method else {
+        return match message {
+            Some(message) => plan_lifecycle(session, message, request.params, reply_to),
+            None => Step::done(reply_to, Err(RpcError::MethodNotFound)),
+        };
+    };
+    let call = bind(method, request.params).and_then(|args| prepare(method.procedure, &args));
+    Step::new(reply_to, state_of(session, call))
+}
+
+/// What a bound call leaves to do: nothing (answered already), a read, or a write.
+fn state_of(session: &mut Session, call: Result<Call, RpcError>) -> State {
+    match call {
+        Ok(Call::Refuse(refusal)) => State::Done(Ok(Outcome::Refused(refusal))),
         Ok(Call::Write(op)) => State::Write(op),
         Ok(Call::Authenticate(token)) if session.authenticate(&token) => {
             State::Done(Ok(Outcome::Bool(true)))
@@ -393,8 +420,61 @@ fn plan_request<'a>(session: &mut Session, request: Result<Request<'a>, RpcError
         Ok(Call::Discover) => State::Done(Ok(Outcome::Document(discover::document()))),
         Ok(read) => State::Read(read),
         Err(err) => State::Done(Err(err)),
+    }
+}
+
+/// The session protocols' messages (SPEC §11, §12).
+fn plan_lifecycle<'a>(
+    session: &mut Session,
+    message: Lifecycle,
+    params: Params<'a>,
+    reply_to: ReplyTo<'a>,
+) -> Step<'a> {
+    let outcome = match message {
+        Lifecycle::Initialize => lifecycle::initialize(params).map(Outcome::Json),
+        Lifecycle::Shutdown => {
+            session.shut_down();
+            Ok(Outcome::Document("null"))
+        }
+        Lifecycle::Exit => {
+            session.exit();
+            return Step::done(ReplyTo::Nobody, Ok(Outcome::Bool(true)));
+        }
+        Lifecycle::Ping => Ok(Outcome::Document("{}")),
+        Lifecycle::ToolsList => Ok(Outcome::Document(mcp::tools_list())),
+        Lifecycle::ToolsCall => return plan_tool_call(session, params, reply_to),
     };
-    Step { reply_to, state }
+    Step::done(reply_to, outcome)
+}
+
+/// MCP's `tools/call`: the named procedure, bound and run like any other call, its answer
+/// wrapped as a tool result.
+fn plan_tool_call<'a>(
+    session: &mut Session,
+    params: Params<'a>,
+    reply_to: ReplyTo<'a>,
+) -> Step<'a> {
+    let (method, arguments) = match mcp::parse_call(params) {
+        Ok(call) => call,
+        Err(err) => return Step::done(reply_to, Err(err)),
+    };
+    let mut tool = ToolCall::default();
+    let call = arguments.and_then(|a| bind(method, a)).and_then(|args| {
+        for (param, arg) in method.params.iter().zip(&args) {
+            let text = arg.map(|raw| jsonrpc::decode_str(raw).map_or(raw.get().into(), Into::into));
+            match param.name {
+                "group_id" => tool.group_id = text,
+                "name" => tool.name = text,
+                _ => {}
+            }
+        }
+        prepare(method.procedure, &args)
+    });
+    Step {
+        reply_to,
+        state: state_of(session, call),
+        tool: Some(Box::new(tool)),
+    }
 }
 
 /// Appends one line's answer line, if it has one. `rendered` holds [`Outcome::Rendered`] text.
@@ -434,14 +514,33 @@ fn write_step(out: &mut Vec<u8>, step: &Step<'_>, rendered: &[u8]) -> bool {
         ReplyTo::Null => None,
         ReplyTo::Id(id) => Some(id),
     };
-    match (outcome, id) {
-        (Ok(outcome), Some(id)) => {
+    match (outcome, id, &step.tool) {
+        (Ok(outcome), Some(id), None) => {
             jsonrpc::write_result(out, id, |out| write_outcome(out, outcome, rendered))
         }
-        (Ok(_), None) => return false,
-        (Err(err), id) => jsonrpc::write_error(out, id, err),
+        (Ok(outcome), Some(id), Some(tool)) => jsonrpc::write_result(out, id, |out| {
+            write_tool_outcome(out, tool, outcome, rendered)
+        }),
+        (Ok(_), None, _) => return false,
+        (Err(RpcError::InvalidParams(why)), Some(id), Some(_)) => {
+            jsonrpc::write_result(out, id, |out| ToolCall::write_failure(out, why))
+        }
+        (Err(RpcError::Internal), Some(id), Some(_)) => jsonrpc::write_result(out, id, |out| {
+            ToolCall::write_failure(out, "Internal error: the call failed in storage")
+        }),
+        (Err(err), id, _) => jsonrpc::write_error(out, id, err),
     }
     true
+}
+
+/// A tool call's answer (SPEC §12): the procedure's result with its text, or why it failed.
+fn write_tool_outcome(out: &mut Vec<u8>, tool: &ToolCall, outcome: &Outcome, rendered: &[u8]) {
+    if let Outcome::Refused(refusal) = outcome {
+        return tool.write_refusal(out, *refusal);
+    }
+    let mut result = Vec::new();
+    write_outcome(&mut result, outcome, rendered);
+    ToolCall::write_success(out, &result);
 }
 
 /// The one place a storage failure becomes a wire error: the details are logged, not sent.
@@ -492,8 +591,10 @@ fn prepare(procedure: Procedure, args: &Args<'_>) -> Result<Call, RpcError> {
         Procedure::CreateGroup => {
             let name = text(args[0], "name")?.ok_or_else(|| must_be_string("name"))?;
             let external_id = text(args[1], "external_id")?.unwrap_or_default();
-            if !group::name_is_valid(&name) || !group::external_id_is_valid(&external_id) {
-                Call::Refuse
+            if !group::name_is_valid(&name) {
+                Call::Refuse(Refusal::InvalidName)
+            } else if !group::external_id_is_valid(&external_id) {
+                Call::Refuse(Refusal::InvalidExternalId)
             } else {
                 Call::Write(WriteOp::Create { name, external_id })
             }
@@ -506,8 +607,12 @@ fn prepare(procedure: Procedure, args: &Args<'_>) -> Result<Call, RpcError> {
             let external_id_ok = external_id
                 .as_deref()
                 .is_none_or(group::external_id_is_valid);
-            if id == 0 || !name_ok || !external_id_ok {
-                Call::Refuse
+            if id == 0 {
+                Call::Refuse(Refusal::NoSuchGroup)
+            } else if !name_ok {
+                Call::Refuse(Refusal::InvalidName)
+            } else if !external_id_ok {
+                Call::Refuse(Refusal::InvalidExternalId)
             } else {
                 Call::Write(WriteOp::Update {
                     id,
@@ -517,11 +622,11 @@ fn prepare(procedure: Procedure, args: &Args<'_>) -> Result<Call, RpcError> {
             }
         }
         Procedure::RemoveGroup => match group_id(args[0])? {
-            0 => Call::Refuse,
+            0 => Call::Refuse(Refusal::NoSuchGroup),
             id => Call::Write(WriteOp::Remove { id }),
         },
         Procedure::GetGroup => match group_id(args[0])? {
-            0 => Call::Refuse,
+            0 => Call::Refuse(Refusal::NoSuchGroup),
             id => Call::Get(id),
         },
         Procedure::GetAllGroups => Call::GetAll,
@@ -580,7 +685,7 @@ fn write_outcome(out: &mut Vec<u8>, outcome: &Outcome, rendered: &[u8]) {
     match outcome {
         Outcome::Id(id) => write_u64(out, *id),
         Outcome::Bool(true) => out.extend_from_slice(b"true"),
-        Outcome::Bool(false) => out.extend_from_slice(b"false"),
+        Outcome::Bool(false) | Outcome::Refused(_) => out.extend_from_slice(b"false"),
         Outcome::Json(json) => out.extend_from_slice(json),
         Outcome::Rendered { start, end } => {
             out.extend_from_slice(rendered.get(*start..*end).unwrap_or_default());

@@ -53,6 +53,41 @@ pub fn external_id_is_valid(external_id: &str) -> bool {
     external_id.chars().count() <= MAX_EXTERNAL_ID_CHARS
 }
 
+/// Why a procedure reported failure (`false`). The wire's `false` carries no reason; MCP's
+/// `tools/call` says it in words (SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoSuchGroup,
+    NameTaken,
+    InvalidName,
+    InvalidExternalId,
+}
+
+impl Refusal {
+    /// What failed, in one line. `group_id` and `name` are the call's own arguments (`group_id`
+    /// as the client wrote it), when it had them.
+    pub fn describe(self, group_id: Option<&str>, name: Option<&str>) -> String {
+        match self {
+            Refusal::NoSuchGroup => format!("no group with id {}", group_id.unwrap_or("given")),
+            Refusal::NameTaken => match name {
+                Some(name) => format!("a group named {} already exists", quoted(name)),
+                None => "a group with that name already exists".to_owned(),
+            },
+            Refusal::InvalidName => {
+                format!("name must be 1 to {MAX_NAME_CHARS} characters and not blank")
+            }
+            Refusal::InvalidExternalId => {
+                format!("external_id must be at most {MAX_EXTERNAL_ID_CHARS} characters")
+            }
+        }
+    }
+}
+
+/// `name` as a JSON string, so quotes and control characters in it stay readable.
+fn quoted(name: &str) -> String {
+    serde_json::Value::from(name).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +102,21 @@ mod tests {
         assert!(!name_is_valid(&"é".repeat(101)));
         assert!(external_id_is_valid(&"x".repeat(255)));
         assert!(!external_id_is_valid(&"x".repeat(256)));
+    }
+
+    #[test]
+    fn refusals_say_what_failed_in_one_line() {
+        assert_eq!(
+            Refusal::NoSuchGroup.describe(Some("7"), None),
+            "no group with id 7"
+        );
+        assert_eq!(
+            Refusal::NameTaken.describe(None, Some("Ops \"A\"\n")),
+            r#"a group named "Ops \"A\"\n" already exists"#
+        );
+        assert_eq!(
+            Refusal::InvalidName.describe(None, Some("")),
+            "name must be 1 to 100 characters and not blank"
+        );
     }
 }

@@ -9,6 +9,9 @@
 //!   bad line never ends a connection.
 //! - [`jsonrpc`]: frames → requests, and responses → bytes. The JSON-RPC 2.0 envelope, error
 //!   codes and the exact wire shape; knows nothing of groups.
+//! - [`lifecycle`]: the session protocols around the Group API: the language-server lifecycle
+//!   (`initialize`, `shutdown`, `exit`) and MCP's (`initialize`, `ping`, `tools/…`).
+//! - [`mcp`]: the Group API procedures as MCP tools: their schemas and their answers.
 //! - [`dispatch`]: requests → procedure calls. The method table, parameter binding and typing,
 //!   and the single mapping of storage failures to `-32603`.
 //! - [`group`]: the Group API's rules that need no storage (what a valid name is).
@@ -33,7 +36,9 @@ pub mod dispatch;
 pub mod group;
 pub mod http;
 pub mod jsonrpc;
+pub mod lifecycle;
 pub mod limits;
+pub mod mcp;
 pub mod methods;
 pub mod server;
 pub mod session;

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use groupd::auth::Token;
+use groupd::connection::End;
 use groupd::dispatch::Service;
 use groupd::limits::{self, Limits};
 use groupd::server;
+use groupd::session::Ending;
 use groupd::storage::Store;
 
 /// Kanboard's Group API as newline-delimited JSON-RPC 2.0 over TCP and stdio, stored in redb.
@@ -115,7 +117,7 @@ fn main() -> ExitCode {
     }
     init_logging();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
         Err(message) => {
             eprintln!("groupd: {message}");
             ExitCode::FAILURE
@@ -190,7 +192,7 @@ fn init_logging() {
         .init();
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -212,7 +214,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     max_connections,
                     idle_timeout: (idle_timeout > 0).then(|| Duration::from_secs(idle_timeout)),
                 };
-                serve(listen, http, security.token_file, db.db, limits).await
+                serve(listen, http, security.token_file, db.db, limits).await?;
+                Ok(ExitCode::SUCCESS)
             }
             Command::Stdio { db, limits: l } => {
                 let limits = Limits {
@@ -267,12 +270,22 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
     Ok((listener, local))
 }
 
-async fn stdio(db: PathBuf, limits: Limits) -> Result<(), String> {
+/// Serves stdin/stdout. Exits 0 at EOF or on a signal, and after `exit`: 0 when `shutdown` came
+/// first, 1 otherwise (SPEC §11).
+async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
     let service = open(&db, limits)?;
     info!(db = %db.display(), "serving on stdin/stdout");
     let result = server::serve_stdio(Arc::clone(&service), on_signal()).await;
     close(service);
-    result.map_err(|e| format!("stdio failed: {e}"))
+    match result.map_err(|e| format!("stdio failed: {e}"))? {
+        End::Refused(Ending::Exit {
+            after_shutdown: false,
+        }) => {
+            info!("exit without shutdown: exiting with status 1");
+            Ok(ExitCode::FAILURE)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn open(db: &std::path::Path, limits: Limits) -> Result<Arc<Service>, String> {

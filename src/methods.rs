@@ -1,6 +1,8 @@
 //! The API surface: every method the server answers, its parameters in positional order, and
-//! what it returns. The dispatcher binds parameters from this table and `rpc.discover`
-//! describes this table, so the two cannot drift apart (SPEC §9).
+//! what it returns. The dispatcher binds parameters from this table, and `rpc.discover` and
+//! MCP's `tools/list` describe this table, so the three cannot drift apart (SPEC §9, §12).
+//! The session protocols' own messages (`initialize`, `shutdown`, `tools/call`, …) are not API
+//! methods; [`crate::lifecycle`] knows them.
 
 /// The type a parameter must have on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct Method {
     /// In positional order.
     pub params: &'static [Param],
     pub returns: Returns,
+    /// A short human-readable name (MCP's tool `title`).
+    pub title: &'static str,
     pub summary: &'static str,
     /// Whether it touches storage (and so can fail with `-32603`).
     pub uses_storage: bool,
@@ -104,6 +108,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::CreateGroup,
         params: &[NAME, EXTERNAL_ID],
         returns: Returns::IdOrFalse,
+        title: "Create a group",
         summary: "Create a group; false when the name is invalid or taken",
         uses_storage: true,
     },
@@ -112,6 +117,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::UpdateGroup,
         params: &[GROUP_ID, NEW_NAME, NEW_EXTERNAL_ID],
         returns: Returns::TrueOrFalse,
+        title: "Update a group",
         summary: "Rename a group or change its external id; false when there is no such group or the new name is invalid or taken",
         uses_storage: true,
     },
@@ -120,6 +126,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::RemoveGroup,
         params: &[GROUP_ID],
         returns: Returns::TrueOrFalse,
+        title: "Remove a group",
         summary: "Remove a group; false when there is no such group",
         uses_storage: true,
     },
@@ -128,6 +135,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::GetGroup,
         params: &[GROUP_ID],
         returns: Returns::GroupOrFalse,
+        title: "Get a group",
         summary: "One group; false when there is no such group",
         uses_storage: true,
     },
@@ -136,6 +144,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::GetAllGroups,
         params: &[],
         returns: Returns::Groups,
+        title: "List all groups",
         summary: "Every group, sorted by name (UTF-8 byte order)",
         uses_storage: true,
     },
@@ -144,6 +153,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::Authenticate,
         params: &[TOKEN],
         returns: Returns::True,
+        title: "Authenticate",
         summary: "Unlock this connection when the server has a token (-32001 for a wrong one; 3 wrong ones close the connection)",
         uses_storage: false,
     },
@@ -152,6 +162,7 @@ pub const METHODS: &[Method] = &[
         procedure: Procedure::Discover,
         params: &[],
         returns: Returns::Document,
+        title: "Describe this API",
         summary: "This API as an OpenRPC 1.2 document",
         uses_storage: false,
     },
@@ -160,6 +171,14 @@ pub const METHODS: &[Method] = &[
 /// The method called `name`, if any.
 pub fn find(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
+}
+
+impl Method {
+    /// Whether it is one of the Group API's procedures (SPEC §4), as opposed to the server's own
+    /// `authenticate` and `rpc.discover`: these are MCP's tools.
+    pub fn is_group_api(&self) -> bool {
+        self.uses_storage
+    }
 }
 
 #[cfg(test)]

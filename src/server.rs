@@ -129,15 +129,14 @@ async fn serve_tcp_connection(
     drop(slot);
 }
 
-/// Serves one conversation over stdin/stdout until EOF or `shutdown`.
+/// Serves one conversation over stdin/stdout until EOF, `exit` or `shutdown`, and says how it
+/// ended: after `exit`, the process exits at once (SPEC §11), though stdin may still be open.
 pub async fn serve_stdio(
     service: Arc<Service>,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<End> {
     let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
-    connection::serve(stdin, stdout, &service, Session::trusted(), None, &shutdown)
-        .await
-        .map(|_| ())
+    connection::serve(stdin, stdout, &service, Session::trusted(), None, &shutdown).await
 }
 
 async fn refuse_busy(mut socket: TcpStream) {

@@ -1,10 +1,13 @@
-//! What one conversation may do (SPEC §7): the token gate, and the guard against browsers.
+//! What one conversation may do (SPEC §7, §11): the token gate, the guard against browsers, and
+//! where the conversation stands in the language-server lifecycle.
 //!
 //! A TCP conversation on a server with a token starts locked: until `authenticate` succeeds,
 //! every other call is answered `-32001` and notifications are dropped unrun. Three wrong tokens
 //! end the conversation. A TCP conversation whose first line looks like HTTP ends at once,
 //! unanswered, so that a web page cannot drive a local groupd through a browser. stdio needs no
-//! token: the process that started groupd owns it.
+//! token: the process that started groupd owns it. After `shutdown` only `exit` runs; `exit`
+//! ends the conversation (and a stdio process, with a status that says whether `shutdown` came
+//! first).
 
 use std::sync::Arc;
 
@@ -20,6 +23,8 @@ pub enum Ending {
     AuthFailures,
     /// The first line looked like an HTTP request; nothing is answered.
     LooksLikeHttp,
+    /// The peer sent `exit` (SPEC §11); `after_shutdown` when `shutdown` came before it.
+    Exit { after_shutdown: bool },
 }
 
 /// One conversation's standing.
@@ -30,6 +35,8 @@ pub struct Session {
     failures: u8,
     /// Whether the first line is still to be screened for HTTP.
     screen_first_line: bool,
+    /// Set by `shutdown`: from then on only `exit` runs.
+    shut_down: bool,
     ending: Option<Ending>,
 }
 
@@ -54,6 +61,7 @@ impl Session {
             unlocked: true,
             failures: 0,
             screen_first_line: false,
+            shut_down: false,
             ending: None,
         }
     }
@@ -76,6 +84,23 @@ impl Session {
     /// Whether calls other than `authenticate` may run.
     pub fn unlocked(&self) -> bool {
         self.unlocked
+    }
+
+    /// Whether `shutdown` was called: requests other than `exit` are refused from now on.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// `shutdown` (SPEC §11).
+    pub fn shut_down(&mut self) {
+        self.shut_down = true;
+    }
+
+    /// `exit` (SPEC §11): the conversation ends once the answers already due are written.
+    pub fn exit(&mut self) {
+        self.ending = Some(Ending::Exit {
+            after_shutdown: self.shut_down,
+        });
     }
 
     /// Checks a candidate token. Wrong ones count towards [`MAX_AUTH_FAILURES`].
@@ -139,5 +164,27 @@ mod tests {
         assert!(Session::tcp(None).rejects_first_line(b"GET / HTTP/1.1"));
         assert!(Session::tcp(None).rejects_first_line(b"host: localhost"));
         assert!(!Session::trusted().rejects_first_line(b"POST / HTTP/1.1"));
+    }
+
+    #[test]
+    fn exit_says_whether_shutdown_came_first() {
+        let mut s = Session::trusted();
+        s.exit();
+        assert_eq!(
+            s.ending(),
+            Some(Ending::Exit {
+                after_shutdown: false
+            })
+        );
+        let mut s = Session::trusted();
+        s.shut_down();
+        assert!(s.is_shut_down() && s.ending().is_none());
+        s.exit();
+        assert_eq!(
+            s.ending(),
+            Some(Ending::Exit {
+                after_shutdown: true
+            })
+        );
     }
 }

@@ -257,7 +257,9 @@ fn every_listed_method_is_answered_and_nothing_else() {
         "getGroups".into(),
         "deleteGroup".into(),
         "getAllGroup".into(),
-        "initialize".into(),
+        "initialized".into(),
+        "tools/lists".into(),
+        "$/cancelRequest".into(),
     ];
     for name in &listed {
         unlisted.push(name.to_uppercase());
@@ -274,6 +276,42 @@ fn every_listed_method_is_answered_and_nothing_else() {
             answer,
             json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "Method not found"}}),
             "{name:?}"
+        );
+    }
+}
+
+/// SPEC §9: each method's `errors` list every code it can answer. Every one answers `-32602`
+/// when given too many arguments, those without parameters included. The session protocols'
+/// messages (SPEC §11, §12) are answered but not listed.
+#[test]
+fn each_method_lists_the_errors_it_answers_and_lifecycle_messages_are_not_listed() {
+    let server = Server::start(&[]);
+    let doc = discover(&server);
+    let mut conn = server.connect();
+    let methods = doc["methods"].as_array().expect("methods");
+    for (id, method) in methods.iter().enumerate() {
+        let name = method["name"].as_str().expect("name");
+        let too_many = request(&mut conn, id as u64, name, Some(json!([1, 2, 3, 4])));
+        let code = &too_many["error"]["code"];
+        let listed: Vec<&Value> = method["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| &e["code"])
+            .collect();
+        assert!(listed.contains(&code), "{name}: {code} not in {listed:?}");
+    }
+    for lifecycle in [
+        "initialize",
+        "shutdown",
+        "exit",
+        "ping",
+        "tools/list",
+        "tools/call",
+    ] {
+        assert!(
+            methods.iter().all(|m| m["name"] != lifecycle),
+            "{lifecycle} is listed"
         );
     }
 }

@@ -58,13 +58,16 @@ pub enum RpcError {
     /// A locked connection called something other than `authenticate`, or a wrong token.
     #[error("Unauthorized")]
     Unauthorized,
+    /// A request after `shutdown` (SPEC §11): `-32600`, but about this request, so its id is kept.
+    #[error("Invalid Request: shutting down")]
+    ShuttingDown,
 }
 
 impl RpcError {
     pub fn code(&self) -> i32 {
         match self {
             RpcError::Parse(_) => -32700,
-            RpcError::InvalidRequest(_) => -32600,
+            RpcError::InvalidRequest(_) | RpcError::ShuttingDown => -32600,
             RpcError::MethodNotFound => -32601,
             RpcError::InvalidParams(_) => -32602,
             RpcError::Internal => -32603,
@@ -76,7 +79,7 @@ impl RpcError {
     pub fn message(&self) -> &'static str {
         match self {
             RpcError::Parse(_) => "Parse error",
-            RpcError::InvalidRequest(_) => "Invalid Request",
+            RpcError::InvalidRequest(_) | RpcError::ShuttingDown => "Invalid Request",
             RpcError::MethodNotFound => "Method not found",
             RpcError::InvalidParams(_) => "Invalid params",
             RpcError::Internal => "Internal error",
@@ -89,6 +92,7 @@ impl RpcError {
         match self {
             RpcError::Parse(d) | RpcError::InvalidParams(d) => Some(d),
             RpcError::InvalidRequest(d) => d.as_deref(),
+            RpcError::ShuttingDown => Some("shutting down"),
             _ => None,
         }
     }

@@ -44,7 +44,7 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
-use crate::group::{Group, GroupRef};
+use crate::group::{Group, GroupRef, Refusal};
 
 mod faults;
 mod file;
@@ -125,7 +125,7 @@ pub enum WriteOutcome {
     Created(u64),
     Applied,
     /// Nothing changed: no such group, or the name is taken.
-    Refused,
+    Refused(Refusal),
 }
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>;
@@ -788,7 +788,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
             WriteOp::Create { name, external_id } => {
                 let id = self.next_id;
                 if !names.insert_new(name, id) {
-                    return Ok(WriteOutcome::Refused);
+                    return Ok(WriteOutcome::Refused(Refusal::NameTaken));
                 }
                 self.next_id += 1;
                 groups.insert(id, (name.as_str(), external_id.as_str()))?;
@@ -804,12 +804,12 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                     .get(id)?
                     .map(|r| (r.value().0.to_owned(), r.value().1.to_owned()))
                 else {
-                    return Ok(WriteOutcome::Refused);
+                    return Ok(WriteOutcome::Refused(Refusal::NoSuchGroup));
                 };
                 let new_name = name.as_deref().unwrap_or(&old_name);
                 if new_name != old_name {
                     if !names.insert_new(new_name, *id) {
-                        return Ok(WriteOutcome::Refused);
+                        return Ok(WriteOutcome::Refused(Refusal::NameTaken));
                     }
                     names.remove(&old_name);
                 }
@@ -821,7 +821,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
             }
             WriteOp::Remove { id } => {
                 let Some(old_name) = groups.remove(id)?.map(|r| r.value().0.to_owned()) else {
-                    return Ok(WriteOutcome::Refused);
+                    return Ok(WriteOutcome::Refused(Refusal::NoSuchGroup));
                 };
                 names.remove(&old_name);
                 self.removed = true;

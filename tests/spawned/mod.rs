@@ -4,6 +4,8 @@
 //! of hanging it.
 #![allow(dead_code)]
 
+pub mod talk;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -223,6 +225,12 @@ impl StdioProcess {
     /// Closes stdin and returns the rest of stdout and the exit status's code.
     pub fn finish(mut self) -> (String, Option<i32>) {
         drop(self.stdin.take());
+        self.ends()
+    }
+
+    /// The rest of stdout and the exit status's code, with stdin still open: the process must
+    /// end by itself (within [`TIMEOUT`]).
+    pub fn ends(mut self) -> (String, Option<i32>) {
         let mut rest = String::new();
         self.stdout
             .read_to_string(&mut rest)
