@@ -55,7 +55,8 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = limits::IDLE_TIMEOUT_SECS)]
         idle_timeout: u64,
     },
-    /// Serve JSON-RPC over stdin/stdout; exits 0 at end of input.
+    /// Serve JSON-RPC over stdin/stdout, for scripts, editors (LSP) and AI agents (MCP); exits
+    /// 0 at end of input, and at `exit`: 0 after `shutdown`, 1 without.
     Stdio {
         #[command(flatten)]
         db: DbArg,
