@@ -52,6 +52,10 @@ pub const OVERSIZED_HEAD_BYTES: usize = 16;
 /// Bytes of one header block at most: far more than any real client sends.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
+/// Bytes reserved at once for a body still arriving: a declared length is not memory to hand
+/// out before the bytes come.
+const BODY_RESERVE_BYTES: usize = 1024 * 1024;
+
 /// Splits a byte stream into requests of at most `max_bytes` bytes each.
 #[derive(Debug)]
 pub struct FrameCodec {
@@ -133,7 +137,7 @@ impl FrameCodec {
                     None => continue,
                 },
                 // One byte of slack for a `\r` whose `\n` has not arrived yet.
-                (None, false) if buf.len() > self.max_bytes + 1 => {
+                (None, false) if buf.len() > self.max_bytes.saturating_add(1) => {
                     let head = oversized_head(buf);
                     buf.clear();
                     self.scanned = 0;
@@ -188,8 +192,11 @@ impl FrameCodec {
             self.skipping = length - here;
             return Some(Frame::Oversized { head: Bytes::new() });
         }
-        if buf.len() < header_bytes + length {
-            buf.reserve(header_bytes + length - buf.len());
+        // `length` is the client's word, and the limit may be as large as usize::MAX: the sum
+        // saturates, and memory is reserved only as the body arrives.
+        let frame_bytes = header_bytes.saturating_add(length);
+        if buf.len() < frame_bytes {
+            buf.reserve((frame_bytes - buf.len()).min(BODY_RESERVE_BYTES));
             return None;
         }
         buf.advance(header_bytes);
@@ -411,6 +418,20 @@ mod tests {
             vec![line("Content-Typo: x")]
         );
         assert_eq!(frames(100, &[b"content-\n"], false), vec![line("content-")]);
+    }
+
+    /// `--max-line-bytes` may be usize::MAX; a client's huge Content-Length must not overflow
+    /// the arithmetic or reserve that much memory, and lines must still be framed.
+    #[test]
+    fn a_limit_of_usize_max_neither_overflows_nor_reserves_a_declared_length() {
+        assert_eq!(
+            frames(usize::MAX, &[b"abc", b"\n"], false),
+            vec![line("abc")]
+        );
+        let mut codec = FrameCodec::new(usize::MAX);
+        let mut buf = BytesMut::from(&b"Content-Length: 18446744073709551615\r\n\r\n{}"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 2 * BODY_RESERVE_BYTES, "{}", buf.capacity());
     }
 
     #[test]
