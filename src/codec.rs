@@ -431,7 +431,11 @@ mod tests {
         let mut codec = FrameCodec::new(usize::MAX);
         let mut buf = BytesMut::from(&b"Content-Length: 18446744073709551615\r\n\r\n{}"[..]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
-        assert!(buf.capacity() <= 2 * BODY_RESERVE_BYTES, "{}", buf.capacity());
+        assert!(
+            buf.capacity() <= 2 * BODY_RESERVE_BYTES,
+            "{}",
+            buf.capacity()
+        );
     }
 
     #[test]

@@ -272,6 +272,18 @@ pub fn positional<'a>(raw: Json<'a>, slots: &mut [Option<Json<'a>>]) -> Result<u
 
 /// The members of an object, raw, in the order written.
 pub fn named(raw: Json<'_>) -> Result<Vec<(Cow<'_, str>, Json<'_>)>, RpcError> {
+    let mut members = Vec::new();
+    if scan::object(raw.get(), |key, value| {
+        members.push((Cow::Borrowed(key), Json(value)));
+    })
+    .is_some()
+    {
+        return Ok(members);
+    }
+    named_by_serde(raw)
+}
+
+fn named_by_serde(raw: Json<'_>) -> Result<Vec<(Cow<'_, str>, Json<'_>)>, RpcError> {
     struct Members;
     impl<'de> Visitor<'de> for Members {
         type Value = Vec<(Cow<'de, str>, Json<'de>)>;
@@ -489,6 +501,13 @@ mod tests {
                 "[1,]",
                 "[[1]]",
                 r#"{"name":"x"}"#,
+                r#"{ "group_id" : 1 , "name" : null }"#,
+                r#"{"a":1,"a":"2"}"#,
+                r#"{"a":[1]}"#,
+                r#"{"\u0061":1}"#,
+                r#"{"a":1,}"#,
+                r#"{"a" 1}"#,
+                r#"{"a":1.5}"#,
                 "{}",
                 "[1 2]",
                 "12345678901234567890123",
@@ -535,6 +554,16 @@ mod tests {
         }
 
         #[test]
+        fn the_object_scanner_agrees_with_serde(text in request_like()) {
+            if let Ok(Request { params: Params::Named(object), .. }) = parse_envelope(&text) {
+                let mut fast = Vec::new();
+                if scan::object(object.get(), |k, v| fast.push((Cow::Borrowed(k), Json(v)))).is_some() {
+                    proptest::prop_assert_eq!(Ok(fast), named_by_serde(object), "{}", text);
+                }
+            }
+        }
+
+        #[test]
         fn the_array_scanner_agrees_with_serde(text in request_like()) {
             if let Ok(Request { params: Params::Positional(array), .. }) = parse_envelope(&text) {
                 let (mut fast, mut slow) = ([None; 3], [None; 3]);
@@ -556,6 +585,7 @@ mod tests {
             r#"{"params":[1],"id":"a-1","method":"removeGroup","jsonrpc":"2.0"}"#,
             r#"{"jsonrpc":"2.0","method":"getAllGroups","id":null}"#,
             r#"{"jsonrpc":"2.0","method":"createGroup","params":["Ops","x"]}"#,
+            r#"{"jsonrpc":"2.0","method":"getGroup","id":2,"params":{"group_id":2}}"#,
         ] {
             let fast = scan::request(text);
             assert!(fast.is_some(), "{text}");

@@ -1,9 +1,11 @@
 //! One pass over the request shape nearly every client sends, without serde.
 //!
 //! `{"jsonrpc":"2.0","method":"getGroup","id":7,"params":["7"]}`: the four members in any
-//! order, each at most once; strings without escapes; integer ids; `params` absent, `null`, or an
-//! array of such strings, integers and `null`. Anything else (an escape, a float, an unknown
-//! member, an object, an error of any kind) is `None`, and the caller takes the general path,
+//! order, each at most once; strings without escapes; integer ids; `params` absent, `null`, an
+//! array of such strings, integers and `null`, or an object whose keys are such strings and whose
+//! values are such scalars (`{"group_id":7}`, the shape of half of Kanboard's examples). Anything
+//! else (an escape, a float, an unknown member, a nested value, an error of any kind) is `None`,
+//! and the caller takes the general path,
 //! which also words the error. So this module decides nothing: it only makes the common case
 //! cheap. A profile of `getGroup` put serde's envelope and params parsing, with the nesting
 //! check before it, at about a fifth of the server's time.
@@ -47,6 +49,7 @@ pub(super) fn request(text: &str) -> Option<Request<'_>> {
     let method = method?.strip_prefix('"')?.strip_suffix('"')?;
     let params = match params {
         None | Some("null") => Params::None,
+        Some(object) if object.starts_with('{') => Params::Named(Json(object)),
         Some(array) => Params::Positional(Json(array)),
     };
     Some(Request {
@@ -66,6 +69,15 @@ pub(super) fn array<'a>(text: &'a str, slots: &mut [Option<Json<'a>>]) -> Option
         }
     })?;
     s.at_end().then_some(entries)
+}
+
+/// Shows each member of the object `text` to `member`, in the order written (duplicates
+/// included, as serde shows them), when every key is a plain string and every value a plain
+/// string, an integer or `null`.
+pub(super) fn object<'a>(text: &'a str, member: impl FnMut(&'a str, &'a str)) -> Option<()> {
+    let mut s = Scanner::new(text);
+    s.members(member)?;
+    s.at_end().then_some(())
 }
 
 struct Scanner<'a> {
@@ -171,15 +183,38 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `null`, or an array of scalars: its text.
+    /// `null`, an array of scalars, or an object of scalars: its text.
     fn params(&mut self) -> Option<&'a str> {
-        if self.peek()? == b'n' {
+        let first = self.peek()?;
+        if first == b'n' {
             return self.null();
         }
-        self.skip_whitespace();
         let start = self.at;
-        self.entries(|_, _| {})?;
+        if first == b'{' {
+            self.members(|_, _| {})?;
+        } else {
+            self.entries(|_, _| {})?;
+        }
         self.text.get(start..self.at)
+    }
+
+    /// An object of plain keys and scalars, each member shown to `member`.
+    fn members(&mut self, mut member: impl FnMut(&'a str, &'a str)) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            member(key, self.scalar()?);
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// An array of scalars, each shown to `entry` with its index; the number of entries.
@@ -224,7 +259,11 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"m\u0041","id":1}"#,
             r#"{"jsonrpc":"2.0","method":"m","id":1,"id":2}"#,
             r#"{"jsonrpc":"2.0","method":"m","x":1}"#,
-            r#"{"jsonrpc":"2.0","method":"m","params":{"name":"a"}}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":{"name":["a"]}}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":{"n\u0061me":"a"}}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":{"name":"a",}}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":{"name" "a"}}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":{"name":true}}"#,
             r#"{"jsonrpc":"2.0","method":"m","params":[["a"]]}"#,
             r#"{"jsonrpc":"2.0","method":"m","params":[true]}"#,
             r#"{"jsonrpc":"2.0","method":"m","params":[1,]}"#,
@@ -241,6 +280,23 @@ mod tests {
         ] {
             assert_eq!(request(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn reads_named_params() {
+        let text =
+            r#"{"jsonrpc":"2.0","method":"getGroup","id":1,"params": { "group_id" : "1" } }"#;
+        let r = request(text).unwrap();
+        assert_eq!(r.params, Params::Named(Json(r#"{ "group_id" : "1" }"#)));
+        let mut members = Vec::new();
+        let text = r#"{"name":"Ops","external_id":null,"name":-2}"#;
+        assert_eq!(object(text, |k, v| members.push((k, v))), Some(()));
+        assert_eq!(
+            members,
+            [("name", "\"Ops\""), ("external_id", "null"), ("name", "-2")]
+        );
+        assert_eq!(object("{}", |_, _| {}), Some(()));
+        assert_eq!(object(r#"{"a":1} {}"#, |_, _| {}), None);
     }
 
     #[test]
