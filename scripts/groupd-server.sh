@@ -26,7 +26,10 @@ start_server() {
     esac
     rm -rf "$dir"
     mkdir -p "$dir"
-    RUST_LOG=info "$groupd" serve --listen 127.0.0.1:0 --db "$dir/groupd.redb" "$@" 2>"$dir/stderr" &
+    # The log exists before the server starts: the background shell opens it in its own time,
+    # and grep below must never look for it before then.
+    : >"$dir/stderr"
+    RUST_LOG=info "$groupd" serve --listen 127.0.0.1:0 --db "$dir/groupd.redb" "$@" 2>>"$dir/stderr" &
     server_pid=$!
     address=""
     until address=$(grep -m1 -o "$pattern" "$dir/stderr" | awk '{print $NF}') && [[ -n "$address" ]]; do
