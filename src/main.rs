@@ -2,8 +2,9 @@
 //! Everything else lives in the library.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,13 +35,13 @@ struct Cli {
 enum Command {
     /// Serve JSON-RPC over TCP, one JSON text per line (and over HTTP with --http).
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "GROUPD_LISTEN", default_value = "127.0.0.1:7411")]
-        listen: SocketAddr,
+        /// Address to listen on, HOST:PORT (a host name is resolved).
+        #[arg(long, env = "GROUPD_LISTEN", default_value = "127.0.0.1:7411", value_parser = Endpoint::parse)]
+        listen: Endpoint,
         /// Also answer JSON-RPC over HTTP/1.1 POST on this address, for Kanboard's client
         /// libraries (Basic auth `jsonrpc:TOKEN` when a token is set).
-        #[arg(long, value_name = "ADDR")]
-        http: Option<SocketAddr>,
+        #[arg(long, value_name = "ADDR", value_parser = Endpoint::parse)]
+        http: Option<Endpoint>,
         #[command(flatten)]
         security: SecurityArgs,
         #[command(flatten)]
@@ -112,12 +113,19 @@ fn main() -> ExitCode {
     if let Command::Call(args) = cli.command {
         return groupd::client::run(args);
     }
-    if let Err(why) = check_addresses(&cli) {
+    let addresses = match Addresses::resolve(&cli.command) {
+        Ok(addresses) => addresses,
+        Err(why) => {
+            eprintln!("groupd: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(why) = check_addresses(&cli, &addresses) {
         eprintln!("groupd: {why}");
         return ExitCode::from(USAGE_ERROR);
     }
     init_logging();
-    match run(cli) {
+    match run(cli, addresses) {
         Ok(status) => status,
         Err(message) => {
             eprintln!("groupd: {message}");
@@ -156,23 +164,79 @@ fn language_client_args(args: Vec<OsString>) -> Vec<OsString> {
     kept
 }
 
-/// SPEC §7: listening beyond loopback needs a token, or an explicit `--insecure`.
-fn check_addresses(cli: &Cli) -> Result<(), String> {
-    let Command::Serve {
-        listen,
-        http,
-        security,
-        ..
-    } = &cli.command
-    else {
+/// A `--listen` or `--http` value: `HOST:PORT`, HOST an IP address (IPv6 in brackets) or a
+/// name, resolved when the server starts (SPEC §5).
+#[derive(Clone, Debug)]
+struct Endpoint(String);
+
+impl Endpoint {
+    /// Checks the shape only; whether the host resolves is known at start.
+    fn parse(text: &str) -> Result<Endpoint, String> {
+        let bad =
+            || format!("expected HOST:PORT (e.g. 127.0.0.1:7411 or localhost:7411), got {text:?}");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let bare_ipv6 = host.contains(':') && !(host.starts_with('[') && host.ends_with(']'));
+        if host.is_empty() || bare_ipv6 || port.parse::<u16>().is_err() {
+            return Err(bad());
+        }
+        Ok(Endpoint(text.to_owned()))
+    }
+
+    /// Every address the host stands for, in the resolver's order.
+    fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        let cannot = |why: String| format!("cannot resolve {self}: {why}");
+        let addrs: Vec<SocketAddr> = self
+            .0
+            .to_socket_addrs()
+            .map_err(|e| cannot(e.to_string()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(cannot("no address".into()));
+        }
+        Ok(addrs)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `--listen` and `--http` resolved to; empty for the subcommands that do not listen.
+#[derive(Default)]
+struct Addresses {
+    tcp: Vec<SocketAddr>,
+    http: Vec<SocketAddr>,
+}
+
+impl Addresses {
+    fn resolve(command: &Command) -> Result<Addresses, String> {
+        let Command::Serve { listen, http, .. } = command else {
+            return Ok(Addresses::default());
+        };
+        Ok(Addresses {
+            tcp: listen.resolve()?,
+            http: http
+                .as_ref()
+                .map(Endpoint::resolve)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// SPEC §7: listening beyond loopback needs a token, or an explicit `--insecure`. A host name
+/// counts as loopback only when every address it resolves to is.
+fn check_addresses(cli: &Cli, addresses: &Addresses) -> Result<(), String> {
+    let Command::Serve { security, .. } = &cli.command else {
         return Ok(());
     };
     if security.token_file.is_some() || security.insecure {
         return Ok(());
     }
-    let exposed = [Some(listen), http.as_ref()]
-        .into_iter()
-        .flatten()
+    let exposed = (addresses.tcp.iter())
+        .chain(&addresses.http)
         .find(|addr| !addr.ip().to_canonical().is_loopback());
     match exposed {
         Some(addr) => Err(format!(
@@ -193,7 +257,7 @@ fn init_logging() {
         .init();
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli, addresses: Addresses) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,6 +279,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     max_connections,
                     idle_timeout: (idle_timeout > 0).then(|| Duration::from_secs(idle_timeout)),
                 };
+                let listen = (listen, addresses.tcp);
+                let http = http.map(|http| (http, addresses.http));
                 serve(listen, http, security.token_file, db.db, limits).await?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -234,9 +300,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     result
 }
 
+/// An address to listen on, as given and as resolved.
+type Listen = (Endpoint, Vec<SocketAddr>);
+
+/// Binds before it opens the database, so that a start that fails on its addresses leaves no
+/// new database file behind (SPEC §5).
 async fn serve(
-    listen: SocketAddr,
-    http: Option<SocketAddr>,
+    listen: Listen,
+    http: Option<Listen>,
     token_file: Option<PathBuf>,
     db: PathBuf,
     limits: Limits,
@@ -245,18 +316,20 @@ async fn serve(
         Some(path) => Some(Arc::new(Token::load(&path).map_err(|e| e.to_string())?)),
         None => None,
     };
-    let service = open(&db, limits)?;
-    let (tcp, local) = bind(listen).await?;
-    info!(db = %db.display(), "listening on {local}");
-    let http = match http {
-        Some(addr) => {
-            let (listener, local) = bind(addr).await?;
-            info!("http listening on {local}");
-            Some(listener)
-        }
+    let (tcp, local) = bind(&listen).await?;
+    let http = match &http {
+        Some(http) => Some(bind(http).await?),
         None => None,
     };
-    let listeners = server::Listeners { tcp, http };
+    let service = open(&db, limits)?;
+    info!(db = %db.display(), "listening on {local}");
+    if let Some((_, local)) = &http {
+        info!("http listening on {local}");
+    }
+    let listeners = server::Listeners {
+        tcp,
+        http: http.map(|(listener, _)| listener),
+    };
     let shutdown = on_signal();
     server::serve(listeners, Arc::clone(&service), token, shutdown).await;
     close(service);
@@ -264,9 +337,10 @@ async fn serve(
     Ok(())
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
-    let cannot = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
-    let listener = TcpListener::bind(addr).await.map_err(cannot)?;
+/// Listens on the first of the resolved addresses that can be bound.
+async fn bind((given, addrs): &Listen) -> Result<(TcpListener, SocketAddr), String> {
+    let cannot = |e: std::io::Error| format!("cannot listen on {given}: {e}");
+    let listener = TcpListener::bind(addrs.as_slice()).await.map_err(cannot)?;
     let local = listener.local_addr().map_err(cannot)?;
     Ok((listener, local))
 }

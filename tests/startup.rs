@@ -1,10 +1,20 @@
-//! Starting and stopping: the test scripts' server start-up has no race.
+//! Starting and stopping (SPEC §5, §7): host names in `--listen` and `--http`; a start that
+//! fails leaves no new database file behind; the test scripts' server start-up has no race.
 
 mod common;
 
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::Command;
 
-use common::GROUPD;
+use common::{GROUPD, Server, run_with_env};
+
+const LIST: &str = r#"{"jsonrpc":"2.0","method":"getAllGroups","id":1}"#;
+const EMPTY_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":[]}"#;
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
 
 /// `scripts/groupd-server.sh` must not read the server's log before the log exists. The
 /// background shell that starts the server is slowed down (its trace prompt sleeps), so a
@@ -39,4 +49,97 @@ fn the_scripts_start_their_server_without_reading_a_missing_log() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.starts_with("served on 127.0.0.1:"), "{stdout}");
     assert_eq!(stderr, "", "the script complained");
+}
+
+#[test]
+fn host_names_in_listen_and_http_are_resolved() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("groupd.redb");
+    let args = ["--listen", "localhost:0", "--http", "localhost:0"];
+    let server = Server::try_serve(&[&args[..], &["--db", utf8(&db)]].concat())
+        .unwrap_or_else(|f| panic!("groupd serve exited with {}: {}", f.status, f.stderr));
+    // localhost is loopback, so no token is needed (SPEC §7).
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    server.client().check(&[(LIST, Some(EMPTY_LIST))]);
+    assert!(
+        server.stderr().contains("http listening on "),
+        "{}",
+        server.stderr()
+    );
+    // `groupd call --addr` takes the name too.
+    let addr = format!("localhost:{}", server.addr.port());
+    let done = run_with_env(&["call", "--addr", &addr, "getAllGroups"], &[], b"");
+    assert_eq!(
+        (done.status.code(), done.stdout.as_slice()),
+        (Some(0), &b"[]\n"[..])
+    );
+}
+
+#[test]
+fn a_listen_address_that_is_no_host_and_port_is_a_usage_error() {
+    for bad in [
+        "localhost",
+        "127.0.0.1",
+        ":7411",
+        "::1:7411",
+        "localhost:port",
+    ] {
+        let done = run_with_env(
+            &["serve", "--listen", bad, "--db", "/nonexistent/x"],
+            &[],
+            b"",
+        );
+        assert_eq!(done.status.code(), Some(2), "{bad}: {}", done.stderr);
+        assert!(done.stderr.contains("HOST:PORT"), "{bad}: {}", done.stderr);
+    }
+}
+
+/// SPEC §5: a run that fails before serving leaves no new database file behind, and an existing
+/// one as it was.
+#[test]
+fn a_start_that_fails_leaves_no_new_database_file() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("new.redb");
+    let db = utf8(&db);
+    let failures: [&[&str]; 3] = [
+        &["--listen", &taken],
+        &["--listen", "127.0.0.1:0", "--http", &taken],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            "/nonexistent/token",
+        ],
+    ];
+    for args in failures {
+        let done = run_with_env(&[&["serve", "--db", db], args].concat(), &[], b"");
+        assert_eq!(done.status.code(), Some(1), "{args:?}: {}", done.stderr);
+        assert_eq!(done.stderr.lines().count(), 1, "{args:?}: {}", done.stderr);
+        assert!(
+            !Path::new(db).exists(),
+            "{args:?} left {db} behind: {}",
+            done.stderr
+        );
+    }
+    // An existing database survives a failed start untouched.
+    let existing = common::Db::new();
+    let server = Server::start_on(&existing, &[]);
+    server
+        .client()
+        .call(r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["Ops"]}"#);
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+    let before = std::fs::read(existing.path()).expect("read the database");
+    let done = run_with_env(
+        &["serve", "--db", existing.arg(), "--listen", &taken],
+        &[],
+        b"",
+    );
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert_eq!(
+        std::fs::read(existing.path()).expect("read the database"),
+        before
+    );
 }

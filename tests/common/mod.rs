@@ -108,9 +108,15 @@ impl Server {
     /// Starts `groupd serve --listen 127.0.0.1:0 --db DB ARGS…` and waits for its
     /// "listening on" line, or for it to exit.
     pub fn try_start(db: &Path, args: &[&str]) -> Result<Server, StartFailure> {
+        let db = db.to_str().expect("temporary paths are UTF-8");
+        Server::try_serve(&[&["--listen", "127.0.0.1:0", "--db", db], args].concat())
+    }
+
+    /// Starts `groupd serve ARGS…` as given (its own `--listen` and `--db`) and waits for its
+    /// "listening on" line, or for it to exit.
+    pub fn try_serve(args: &[&str]) -> Result<Server, StartFailure> {
         let mut child = Command::new(GROUPD)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
+            .arg("serve")
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
