@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -20,7 +21,7 @@ use crate::connection::{self, End};
 use crate::dispatch::Service;
 use crate::http;
 use crate::jsonrpc::{self, RpcError};
-use crate::session::Session;
+use crate::session::{Ending, Session};
 
 /// How long shutdown waits for open conversations to finish their requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -45,6 +46,9 @@ pub(crate) struct Shared {
     /// Every connection task, so that shutdown can wait for them all.
     tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// Set once an HTTP request on the TCP port has been logged at `warn`; later ones are
+    /// logged at `debug`, so that a web page cannot flood the log.
+    http_on_tcp_logged: Arc<AtomicBool>,
 }
 
 /// Accepts connections on every listener until `shutdown`, then waits (up to
@@ -61,6 +65,7 @@ pub async fn serve(
         token,
         tracker: TaskTracker::new(),
         shutdown,
+        http_on_tcp_logged: Arc::new(AtomicBool::new(false)),
     };
     let tcp = accept(listeners.tcp, &shared, serve_tcp_connection);
     let http = async {
@@ -123,10 +128,25 @@ async fn serve_tcp_connection(
     let session = Session::tcp(shared.token.clone());
     match connection::serve(reader, writer, service, session, idle, &shared.shutdown).await {
         Ok(End::Idle) => debug!(%peer, "connection closed: idle timeout"),
+        Ok(End::Refused(Ending::LooksLikeHttp)) => log_http_on_tcp(peer, &shared),
         Ok(_) => debug!(%peer, "connection closed"),
         Err(e) => debug!(%peer, error = %e, "connection closed on error"),
     }
     drop(slot);
+}
+
+/// SPEC §7 closes an HTTP request on the TCP port unanswered (a web page must not drive groupd);
+/// the log says why, and where HTTP is served, once per run.
+fn log_http_on_tcp(peer: SocketAddr, shared: &Shared) {
+    if shared.http_on_tcp_logged.swap(true, Ordering::Relaxed) {
+        debug!(%peer, "connection closed: an HTTP request on the TCP port");
+    } else {
+        warn!(
+            %peer,
+            "closed a connection that sent an HTTP request to the TCP port, unanswered: \
+             HTTP clients need `--http ADDR` (further ones are logged at debug)"
+        );
+    }
 }
 
 /// Serves one conversation over stdin/stdout until EOF, `exit` or `shutdown`, and says how it

@@ -1,5 +1,6 @@
 //! Starting and stopping (SPEC §5, §7): host names in `--listen` and `--http`; a start that
-//! fails leaves no new database file behind; the test scripts' server start-up has no race.
+//! fails leaves no new database file behind; an HTTP request on the TCP port is logged once with
+//! a hint; the test scripts' server start-up has no race.
 
 mod common;
 
@@ -142,4 +143,24 @@ fn a_start_that_fails_leaves_no_new_database_file() {
         std::fs::read(existing.path()).expect("read the database"),
         before
     );
+}
+
+/// SPEC §7 closes an HTTP request on the TCP port unanswered; the log says so once, at `warn`,
+/// and points at `--http`.
+#[test]
+fn an_http_request_on_the_tcp_port_is_logged_once_with_a_hint() {
+    let server = Server::start(&[]);
+    for _ in 0..3 {
+        let mut client = server.client();
+        client.send_raw(b"POST /jsonrpc.php HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        client.expect_eof();
+    }
+    // A later connection is served, so the three closed ones have been logged by now.
+    server.client().check(&[(LIST, Some(EMPTY_LIST))]);
+    let (status, log) = server.stop("-TERM");
+    assert!(status.success(), "{log}");
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("--http")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{log}");
+    assert!(warnings[0].contains("HTTP"), "{log}");
 }
