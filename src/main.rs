@@ -359,7 +359,10 @@ async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
             info!("exit without shutdown: exiting with status 1");
             Ok(ExitCode::FAILURE)
         }
-        _ => Ok(ExitCode::SUCCESS),
+        _ => {
+            info!("shut down cleanly");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

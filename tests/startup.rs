@@ -1,12 +1,12 @@
 //! Starting and stopping (SPEC §5, §7): host names in `--listen` and `--http`; a start that
 //! fails leaves no new database file behind; an HTTP request on the TCP port is logged once with
-//! a hint; the test scripts' server start-up has no race.
+//! a hint; `groupd stdio` logs its clean shutdown; the test scripts' server start-up has no race.
 
 mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{GROUPD, Server, run_with_env};
 
@@ -163,4 +163,43 @@ fn an_http_request_on_the_tcp_port_is_logged_once_with_a_hint() {
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("WARN"), "{log}");
     assert!(warnings[0].contains("HTTP"), "{log}");
+}
+
+/// `groupd stdio` stopped by SIGINT or SIGTERM says it shut down cleanly, as `serve` does.
+#[test]
+fn stdio_logs_its_clean_shutdown_on_a_signal() {
+    for signal in ["-INT", "-TERM"] {
+        let db = common::Db::new();
+        let mut child = Command::new(GROUPD)
+            .args(["stdio", "--db", db.arg()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn groupd stdio");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut stdin = child.stdin.take().expect("piped");
+        // An answer proves the session runs (and its signal handler is set).
+        std::io::Write::write_all(&mut stdin, format!("{LIST}\n").as_bytes()).expect("write");
+        assert_eq!(read_line(&mut stdout), format!("{EMPTY_LIST}\n"));
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = common::wait_until(&mut child, common::DEADLINE);
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut log)
+            .expect("read stderr");
+        assert!(status.success(), "{signal}: {status}: {log}");
+        assert!(log.contains("shut down cleanly"), "{signal}: {log}");
+        drop(stdin);
+    }
+}
+
+fn read_line(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read a line");
+    line
 }
