@@ -5,8 +5,11 @@
 //! would answer it. The outcome is told by the exit status: the result on stdout and 0; a
 //! JSON-RPC error object on stderr and 1; one line on stderr and 1 when there is no answer
 //! (no server, a wrong token file, a broken answer); 2 for a usage error, such as a
-//! PARAMS_JSON that is not a JSON array or object. Both outputs are one line of compact JSON,
-//! exactly as the server wrote it, so member order and numbers survive.
+//! PARAMS_JSON that is not a JSON array or object; `false` on stdout and 3 when the procedure
+//! reported failure, so that `if groupd call getGroup '[7]'` reads as "if group 7 exists".
+//! Both outputs are one line of compact JSON, exactly as the server wrote it, so member order
+//! and numbers survive. A server that wants a token is told apart from other errors: its
+//! `-32001` comes with a hint at `--token-file`.
 //!
 //! This module is a client: it never serves anyone, and it sends nothing but the one call (and
 //! `authenticate` before it).
@@ -30,6 +33,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7411";
 
 /// Exit status for a usage error, as clap and `groupd serve` use.
 const USAGE_ERROR: u8 = 2;
+
+/// Exit status when the procedure reported failure: its result was `false` (SPEC §5).
+const REPORTED_FAILURE: u8 = 3;
+
+/// The error code of a call a token-protected server refused (SPEC §7).
+const UNAUTHORIZED: i64 = -32001;
 
 /// The id of the call itself; `authenticate`, when sent, goes first with [`AUTH_ID`].
 const CALL_ID: &str = "1";
@@ -82,8 +91,12 @@ pub enum CallError {
     Timeout { addr: String, secs: u64 },
     #[error("{addr} closed the connection without answering")]
     Closed { addr: String },
-    #[error("authentication refused: {0}")]
-    Refused(String),
+    #[error("authentication refused (is {} the server's token file?): {error}", path.display())]
+    Refused { path: PathBuf, error: String },
+    #[error(
+        "unauthorized (the server wants a token: give --token-file PATH or set GROUPD_TOKEN_FILE): {0}"
+    )]
+    NeedsToken(String),
     #[error("the answer is not a JSON-RPC response to this call: {0}")]
     BadAnswer(String),
     #[error("{0}")]
@@ -103,7 +116,11 @@ pub fn run(args: CallArgs) -> ExitCode {
         // A closed stdout (`| head -c0`) is the reader's choice, not a failed call.
         Ok(Reply::Result(json)) => {
             let _ = writeln!(std::io::stdout(), "{json}");
-            ExitCode::SUCCESS
+            if json == "false" {
+                ExitCode::from(REPORTED_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Ok(Reply::Error(json)) => {
             eprintln!("{json}");
@@ -143,13 +160,26 @@ pub fn call(args: &CallArgs) -> Result<Reply, CallError> {
     let answers = over_tcp(&addr, &lines, timeout)?;
     let mut answers = answers.iter();
     let closed = || CallError::Closed { addr: addr.clone() };
-    if args.token_file.is_some() {
+    if let Some(path) = &args.token_file {
         let answer = answers.next().ok_or_else(closed)?;
         if let Reply::Error(error) = parse_answer(answer, AUTH_ID)? {
-            return Err(CallError::Refused(error));
+            let path = path.clone();
+            return Err(CallError::Refused { path, error });
         }
     }
-    parse_answer(answers.next().ok_or_else(closed)?, CALL_ID)
+    match parse_answer(answers.next().ok_or_else(closed)?, CALL_ID)? {
+        Reply::Error(error) if is_unauthorized(&error) => Err(CallError::NeedsToken(error)),
+        reply => Ok(reply),
+    }
+}
+
+/// Whether a JSON-RPC error object is the server asking for a token.
+fn is_unauthorized(error: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    serde_json::from_str::<Code>(error).is_ok_and(|e| e.code == UNAUTHORIZED)
 }
 
 /// The request line for the call, with PARAMS_JSON embedded verbatim (numbers keep their

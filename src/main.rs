@@ -64,8 +64,8 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
-    /// Call one method and print its result (exit 0) or its error (on stderr, exit 1), for
-    /// shell scripts.
+    /// Call one method and print its result (exit 0; `false`: exit 3) or its error (on
+    /// stderr, exit 1), for shell scripts.
     Call(groupd::client::CallArgs),
 }
 

@@ -1,6 +1,6 @@
 //! `groupd call`: the result on stdout and exit 0, a JSON-RPC error on stderr and exit 1, a
-//! usage error exit 2; against a real server (with and without a token) and in-process on a
-//! database with `--stdio-db`.
+//! usage error exit 2, `false` on stdout and exit 3; against a real server (with and without a
+//! token) and in-process on a database with `--stdio-db`.
 
 mod spawned;
 
@@ -26,6 +26,11 @@ fn call(server: &Server, args: &[&str]) -> (Option<i32>, String, String) {
 
 fn ok(stdout: &str) -> (Option<i32>, String, String) {
     (Some(0), format!("{stdout}\n"), String::new())
+}
+
+/// The procedure reported failure: `false` on stdout, exit 3 (SPEC §5).
+fn failed() -> (Option<i32>, String, String) {
+    (Some(3), "false\n".to_owned(), String::new())
 }
 
 fn rpc_error(error: &str) -> (Option<i32>, String, String) {
@@ -61,8 +66,10 @@ fn results_go_to_stdout_with_exit_0() {
         ok("true")
     );
     assert_eq!(call(&server, &["removeGroup", "[2]"]), ok("true"));
-    // `false` is a result like any other.
-    assert_eq!(call(&server, &["getGroup", "[2]"]), ok("false"));
+    // `false` is printed like any other result, and told apart by the exit status.
+    assert_eq!(call(&server, &["getGroup", "[2]"]), failed());
+    assert_eq!(call(&server, &["removeGroup", "[2]"]), failed());
+    assert_eq!(call(&server, &["createGroup", r#"["Ops ☃"]"#]), failed());
     assert_eq!(
         call(&server, &["getAllGroups", "[]"]),
         ok(r#"[{"id":"1","external_id":"ext","name":"Ops ☃"}]"#)
@@ -144,10 +151,16 @@ fn a_token_file_authenticates_first() {
     let token = spawned::token_file(dir.path(), "s3cret \"quoted\"");
     let token = token.to_str().expect("path");
     let server = Server::start(&["--token-file", token]);
-    // Without the token: the server's -32001, as any JSON-RPC error.
+    // Without the token: the server's -32001, on one line with a hint at --token-file.
     assert_eq!(
         call(&server, &["getAllGroups"]),
-        rpc_error(r#"{"code":-32001,"message":"Unauthorized"}"#)
+        (
+            Some(1),
+            String::new(),
+            "groupd call: unauthorized (the server wants a token: give --token-file PATH or \
+             set GROUPD_TOKEN_FILE): {\"code\":-32001,\"message\":\"Unauthorized\"}\n"
+                .to_owned()
+        )
     );
     assert_eq!(
         call(
@@ -181,7 +194,11 @@ fn a_token_file_authenticates_first() {
     assert_eq!((code, stdout.as_str()), (Some(1), ""));
     assert_eq!(
         stderr,
-        "groupd call: authentication refused: {\"code\":-32001,\"message\":\"Unauthorized\"}\n"
+        format!(
+            "groupd call: authentication refused (is {} the server's token file?): \
+             {{\"code\":-32001,\"message\":\"Unauthorized\"}}\n",
+            wrong.display()
+        )
     );
     // An empty or missing token file is refused before connecting.
     let empty = dir.path().join("empty");
@@ -219,7 +236,7 @@ fn stdio_db_answers_in_process_and_persists() {
         outcome(run(&argv, &[]))
     };
     assert_eq!(local(&["createGroup", r#"["Ops", "x"]"#]), ok("1"));
-    assert_eq!(local(&["createGroup", r#"["Ops"]"#]), ok("false"));
+    assert_eq!(local(&["createGroup", r#"["Ops"]"#]), failed());
     assert_eq!(
         local(&["getGroup", r#"{"group_id": "1"}"#]),
         ok(r#"{"id":"1","external_id":"x","name":"Ops"}"#)
