@@ -21,8 +21,8 @@ HAS_TOKEN = bool(TOKEN)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # What the README's snippets say, and what they are run with instead.
-README_URL = "http://127.0.0.1:7412/jsonrpc.php"
-README_TOKEN_FILE = "/etc/groupd/token"
+README_URL = "http://127.0.0.1:7416/jsonrpc.php"
+README_TOKEN_FILE = "kanboard.token"
 
 
 def readme_section():
