@@ -19,9 +19,9 @@
 //!   groups it keeps in memory for `getGroup` and for unique names.
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
 //! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
-//!   shutdown), and the stdio session.
-//! - [`http`]: the optional HTTP/1.1 listener for Kanboard's clients: one POST body is one
-//!   request frame for [`dispatch`]; adds only Basic auth, the body limit and status codes.
+//!   shutdown): TCP, the optional HTTP/1.1 listener for Kanboard's clients (one POST body is
+//!   one request frame for [`dispatch`]; it adds only Basic auth, the body limit and status
+//!   codes), and the stdio session.
 //! - [`auth`]: the token: loaded from its file, compared in constant time, never printed.
 //! - [`limits`]: every limit as a named constant, and the [`limits::Limits`] in force.
 //! - [`client`]: `groupd call`, the other end: one call from a shell script, over TCP or
@@ -34,7 +34,6 @@ pub mod connection;
 pub mod discover;
 pub mod dispatch;
 pub mod group;
-pub mod http;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod limits;

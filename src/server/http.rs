@@ -7,8 +7,8 @@
 //! JSON-RPC errors travel in `200` answers, as with Kanboard, whose clients cannot read an error
 //! body on 4xx/5xx.
 //!
-//! HTTP parsing is hyper's. The rules shared with the TCP listener (connection slots, token,
-//! shutdown, idle timeout) come from [`Shared`]: this module never decides them.
+//! HTTP parsing is hyper's. The rules rules with the TCP listener (connection slots, token,
+//! shutdown, idle timeout) come from [`Rules`]: this module never decides them.
 
 use std::convert::Infallible;
 use std::io;
@@ -34,9 +34,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 use tracing::debug;
 
+use super::{BUSY_WRITE_TIMEOUT, Rules};
 use crate::auth::Token;
 use crate::dispatch::Service;
-use crate::server::{BUSY_WRITE_TIMEOUT, Shared};
 
 /// The only user name Basic auth accepts: Kanboard's name for the application API.
 const BASIC_USER: &[u8] = b"jsonrpc";
@@ -52,16 +52,16 @@ pub(crate) async fn serve_connection(
     socket: TcpStream,
     peer: SocketAddr,
     slot: Option<OwnedSemaphorePermit>,
-    shared: Shared,
+    rules: Rules,
 ) {
     let Some(slot) = slot else {
         return refuse_busy(socket).await;
     };
     debug!(%peer, "http connection opened");
-    let idle = shared.service.limits().idle_timeout;
+    let idle = rules.service.limits().idle_timeout;
     let endpoint = Arc::new(Endpoint {
-        service: Arc::clone(&shared.service),
-        token: shared.token.clone(),
+        service: Arc::clone(&rules.service),
+        token: rules.token.clone(),
         peer,
     });
     let handler = service_fn(move |request| {
@@ -81,7 +81,7 @@ pub(crate) async fn serve_connection(
         tokio::select! {
             result = conn.as_mut() => break result,
             // Finish the request in progress (its answer says `Connection: close`), then close.
-            () = shared.shutdown.cancelled(), if !draining => {
+            () = rules.shutdown.cancelled(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
