@@ -24,6 +24,7 @@ target="${CARGO_TARGET_DIR:-target}"
 work="$target/interop"
 venv="$target/interop-venv"
 mkdir -p "$work"
+source scripts/client-tests.sh
 
 # --- install what is missing -------------------------------------------------------------------
 debian=()
@@ -35,65 +36,11 @@ if ((${#debian[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debian[@]}" >/dev/null
 fi
-if [[ ! -f "$interop/node_modules/.package-lock.json" ||
-    "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]]; then
-    echo "== npm ci ($interop)"
-    (cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$interop/requirements.txt"
-
-if [[ -n "${GROUPD_BIN:-}" ]]; then
-    groupd="$GROUPD_BIN"
-else
-    cargo build --quiet --bin groupd
-    groupd="$target/debug/groupd"
-fi
-groupd="$(cd "$(dirname "$groupd")" && pwd)/$(basename "$groupd")"
-
-# --- servers -----------------------------------------------------------------------------------
-source scripts/groupd-server.sh
+install_npm "$interop"
+install_pypi "$venv" "$interop/requirements.txt"
+find_groupd "$target"
 
 # --- clients -----------------------------------------------------------------------------------
-passed=0
-failed=0
-failures=()
-record() { # record NAME STATUS
-    if (($2 == 0)); then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        failures+=("$1")
-        echo "FAILED: $1" >&2
-    fi
-}
-
-# over_tcp NAME COMMAND…: COMMAND talks to a fresh server at $GROUPD_HOST:$GROUPD_PORT.
-over_tcp() {
-    local name="$1" dir="$work/$1" status=0
-    shift
-    echo "== $name"
-    start_server "$dir" tcp || { record "$name" 1; return; }
-    GROUPD_HOST=127.0.0.1 GROUPD_PORT="${address##*:}" timeout 120 "$@" || status=$?
-    if ((status == 0)); then
-        stop_cleanly "$dir" || status=$?
-    else
-        stop_server
-    fi
-    record "$name" "$status"
-}
-
-# over_stdio NAME COMMAND…: COMMAND starts $GROUPD_BIN itself on the fresh database $GROUPD_DB.
-over_stdio() {
-    local name="$1" dir="$work/$1" status=0
-    shift
-    echo "== $name"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    GROUPD_BIN="$groupd" GROUPD_DB="$dir/groupd.redb" RUST_LOG=warn timeout 120 "$@" || status=$?
-    record "$name" "$status"
-}
-
 started=$SECONDS
 for tool in nc socat; do
     for ending in lf crlf; do
