@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README names and .ci/run runs. Installs what the client
-# tests need (Debian netcat/socat, npm and PyPI packages into target/ and tests/interop/).
+# tests need (Debian netcat/socat, neovim, emacs-nox, elpa-eglot; npm and PyPI packages into
+# target/, tests/interop/ and tests/lifecycle/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,3 +11,5 @@ bash scripts/kanboard-clients.sh
 # Third-party JSON-RPC clients (netcat, socat, jayson, vscode-jsonrpc, python-lsp-jsonrpc,
 # jsonrpcclient) against a real groupd, and the README's client snippets.
 bash scripts/interop.sh
+# Editors (Neovim, Emacs eglot and jsonrpc.el, pygls) against a real groupd.
+bash scripts/lifecycle-clients.sh
