@@ -7,12 +7,16 @@
 #   Emacs eglot (eglot, jsonrpc-request, eglot-shutdown)    tests/lifecycle/eglot_session.el
 #   Emacs jsonrpc.el, the lifecycle by hand                 tests/lifecycle/jsonrpc_session.el
 #   pygls's LanguageClient, over stdio and over TCP         tests/lifecycle/pygls_session.py
+#   the MCP Python SDK (ClientSession, stdio_client)        tests/lifecycle/mcp_python_session.py
+#   the MCP TypeScript SDK (Client, StdioClientTransport)   tests/lifecycle/mcp_typescript_session.mjs
+#   the MCP Inspector's CLI, from tests/lifecycle/mcp.json  tests/lifecycle/mcp_inspector.sh
 #
 # Installs what is missing first: Debian's neovim, emacs-nox and elpa-eglot (apt-get, as root),
-# the PyPI packages pinned in tests/lifecycle/requirements.txt (into a venv at
-# target/lifecycle-venv). The TCP test gets a `groupd serve` on 127.0.0.1:0, stopped with SIGTERM
-# afterwards (it must exit 0). Each test prints its client's name and version; this script prints
-# how long each took and exits non-zero on any failure.
+# the npm packages pinned in tests/lifecycle/package-lock.json (npm ci, into
+# tests/lifecycle/node_modules), the PyPI packages pinned in tests/lifecycle/requirements.txt (into
+# a venv at target/lifecycle-venv). The TCP test gets a `groupd serve` on 127.0.0.1:0, stopped
+# with SIGTERM afterwards (it must exit 0). Each test prints its client's name and version; this
+# script prints how long each took and exits non-zero on any failure.
 #
 # GROUPD_BIN=PATH tests that binary instead of building target/debug/groupd.
 set -euo pipefail
@@ -35,6 +39,7 @@ if ((${#debian[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debian[@]}" >/dev/null
 fi
+install_npm "$lifecycle"
 install_pypi "$venv" "$lifecycle/requirements.txt"
 find_groupd "$target"
 
@@ -45,6 +50,9 @@ over_stdio eglot emacs --batch -l ert -l "$lifecycle/eglot_session.el" -f ert-ru
 over_stdio jsonrpc.el emacs --batch -l ert -l "$lifecycle/jsonrpc_session.el" -f ert-run-tests-batch-and-exit
 over_stdio pygls "$venv/bin/python" "$lifecycle/pygls_session.py"
 over_tcp pygls-tcp "$venv/bin/python" "$lifecycle/pygls_session.py" tcp
+over_stdio mcp-python "$venv/bin/python" "$lifecycle/mcp_python_session.py"
+over_stdio mcp-typescript node "$lifecycle/mcp_typescript_session.mjs"
+over_stdio mcp-inspector bash "$lifecycle/mcp_inspector.sh"
 
 echo "lifecycle clients ran in $((SECONDS - started)) s${failures[*]:+; failed: ${failures[*]}}"
 echo "lifecycle: $passed passed, $failed failed"

@@ -11,5 +11,6 @@ bash scripts/kanboard-clients.sh
 # Third-party JSON-RPC clients (netcat, socat, jayson, vscode-jsonrpc, python-lsp-jsonrpc,
 # jsonrpcclient) against a real groupd, and the README's client snippets.
 bash scripts/interop.sh
-# Editors (Neovim, Emacs eglot and jsonrpc.el, pygls) against a real groupd.
+# Editors and AI agents (Neovim, Emacs eglot and jsonrpc.el, pygls, the MCP Python and TypeScript
+# SDKs, the MCP Inspector) against a real groupd.
 bash scripts/lifecycle-clients.sh
