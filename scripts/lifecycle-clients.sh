@@ -11,12 +11,13 @@
 #   the MCP TypeScript SDK (Client, StdioClientTransport)   tests/lifecycle/mcp_typescript_session.mjs
 #   the MCP Inspector's CLI, from tests/lifecycle/mcp.json  tests/lifecycle/mcp_inspector.sh
 #
-# Installs what is missing first: Debian's neovim, emacs-nox and elpa-eglot (apt-get, as root),
-# the npm packages pinned in tests/lifecycle/package-lock.json (npm ci, into
-# tests/lifecycle/node_modules), the PyPI packages pinned in tests/lifecycle/requirements.txt (into
-# a venv at target/lifecycle-venv). The TCP test gets a `groupd serve` on 127.0.0.1:0, stopped
-# with SIGTERM afterwards (it must exit 0). Each test prints its client's name and version; this
-# script prints how long each took and exits non-zero on any failure.
+# then that the README's editor and agent snippets are the tested ones. Installs what is missing
+# first: Debian's neovim, emacs-nox and elpa-eglot (apt-get, as root), the npm packages pinned in
+# tests/lifecycle/package-lock.json (npm ci, into tests/lifecycle/node_modules), the PyPI packages
+# pinned in tests/lifecycle/requirements.txt (into a venv at target/lifecycle-venv). The TCP test
+# gets a `groupd serve` on 127.0.0.1:0, stopped with SIGTERM afterwards (it must exit 0). Each
+# test prints its client's name and version; this script prints how long each took and exits
+# non-zero on any failure.
 #
 # GROUPD_BIN=PATH tests that binary instead of building target/debug/groupd.
 set -euo pipefail
@@ -53,6 +54,12 @@ over_tcp pygls-tcp "$venv/bin/python" "$lifecycle/pygls_session.py" tcp
 over_stdio mcp-python "$venv/bin/python" "$lifecycle/mcp_python_session.py"
 over_stdio mcp-typescript node "$lifecycle/mcp_typescript_session.mjs"
 over_stdio mcp-inspector bash "$lifecycle/mcp_inspector.sh"
+
+echo "== README snippets"
+status=0
+python3 tests/interop/check_readme.py README.md \
+    "$lifecycle/neovim_session.lua" "$lifecycle/eglot_session.el" "$lifecycle/mcp.json" || status=$?
+record "README snippets" "$status"
 
 echo "lifecycle clients ran in $((SECONDS - started)) s${failures[*]:+; failed: ${failures[*]}}"
 echo "lifecycle: $passed passed, $failed failed"

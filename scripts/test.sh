@@ -12,5 +12,5 @@ bash scripts/kanboard-clients.sh
 # jsonrpcclient) against a real groupd, and the README's client snippets.
 bash scripts/interop.sh
 # Editors and AI agents (Neovim, Emacs eglot and jsonrpc.el, pygls, the MCP Python and TypeScript
-# SDKs, the MCP Inspector) against a real groupd.
+# SDKs, the MCP Inspector) against a real groupd, and the README's editor and agent snippets.
 bash scripts/lifecycle-clients.sh
