@@ -6,7 +6,9 @@ get), call_tool for each procedure (the SDK itself validates each structuredCont
 tool's outputSchema), a procedure that reports failure (isError, a one-line text), arguments that
 do not fit (isError, the -32602 reason), an unknown tool (the protocol error -32602), then it
 closes the session as the SDK does, by closing groupd's stdin, and groupd must be gone before the
-SDK would signal it. Every answer is compared exactly.
+SDK would signal it. Then the SDK's high-level Client connects as its default mode does (a
+server/discover probe, then initialize) and reads what the first session left. Every answer is
+compared exactly.
 
     GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb python tests/lifecycle/mcp_python_session.py
 """
@@ -19,7 +21,7 @@ import sys
 
 import anyio
 from jsonschema.validators import validator_for
-from mcp import ClientSession, MCPError, StdioServerParameters
+from mcp import Client, ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 PROCEDURES = ["createGroup", "updateGroup", "removeGroup", "getGroup", "getAllGroups"]
@@ -47,6 +49,8 @@ async def session(groupd, db, version):
     # before it signals groupd: a close within that time means groupd exited by itself.
     took = anyio.current_time() - closed
     assert took < 1.9, f"closing took {took:.1f} s: groupd did not exit at the end of its input"
+    with anyio.fail_after(5):
+        await high_level(server)
 
 
 async def run(server, version):
@@ -107,6 +111,16 @@ async def run(server, version):
     return closing
 
 
+async def high_level(server):
+    """The SDK's high-level Client, as its README starts one: its default "auto" mode first probes
+    server/discover (a 2026 method: groupd answers -32601), then falls back to initialize."""
+    async with Client(server) as client:
+        assert client.session.protocol_version == "2025-11-25", client.session.protocol_version
+        result = await client.call_tool("getAllGroups", {})
+        operations = {"id": "1", "external_id": "ops", "name": "Operations"}
+        assert (result.is_error, result.structured_content) == (False, {"result": [operations]}), result
+
+
 def main():
     groupd = os.environ.get("GROUPD_BIN", "groupd")
     db = os.environ.get("GROUPD_DB", "groupd.redb")
@@ -115,7 +129,7 @@ def main():
     print(f"mcp (MCP Python SDK) {importlib.metadata.version('mcp')} ClientSession, stdio_client, newline-delimited")
     anyio.run(session, groupd, db, version)
     print("ok: initialize, ping, list_tools (schemas valid), call_tool for each procedure,"
-          " isError for false and for bad arguments, -32602 for an unknown tool")
+          " isError for false and for bad arguments, -32602 for an unknown tool; Client after a discover probe")
 
 
 if __name__ == "__main__":
