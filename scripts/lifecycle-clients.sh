@@ -3,18 +3,18 @@
 # fresh database the way it starts any server (or, over TCP, connects to a fresh `groupd serve`)
 # and runs a whole session, checking exact answers:
 #
-#   Neovim's vim.lsp (start_client, request_sync, stop)     tests/lifecycle/neovim_session.lua
-#   Emacs eglot (eglot, jsonrpc-request, eglot-shutdown)    tests/lifecycle/eglot_session.el
-#   Emacs jsonrpc.el, the lifecycle by hand                 tests/lifecycle/jsonrpc_session.el
-#   pygls's LanguageClient, over stdio and over TCP         tests/lifecycle/pygls_session.py
-#   the MCP Python SDK (ClientSession, stdio_client)        tests/lifecycle/mcp_python_session.py
-#   the MCP TypeScript SDK (Client, StdioClientTransport)   tests/lifecycle/mcp_typescript_session.mjs
-#   the MCP Inspector's CLI, from tests/lifecycle/mcp.json  tests/lifecycle/mcp_inspector.sh
+#   Neovim's vim.lsp (start_client, request_sync, stop)     tests/lifecycle-clients/neovim_session.lua
+#   Emacs eglot (eglot, jsonrpc-request, eglot-shutdown)    tests/lifecycle-clients/eglot_session.el
+#   Emacs jsonrpc.el, the lifecycle by hand                 tests/lifecycle-clients/jsonrpc_session.el
+#   pygls's LanguageClient, over stdio and over TCP         tests/lifecycle-clients/pygls_session.py
+#   the MCP Python SDK (ClientSession, stdio_client)        tests/lifecycle-clients/mcp_python_session.py
+#   the MCP TypeScript SDK (Client, StdioClientTransport)   tests/lifecycle-clients/mcp_typescript_session.mjs
+#   the MCP Inspector's CLI, from tests/lifecycle-clients/mcp.json  tests/lifecycle-clients/mcp_inspector.sh
 #
 # then that the README's editor and agent snippets are the tested ones. Installs what is missing
 # first: Debian's neovim, emacs-nox and elpa-eglot (apt-get, as root), the npm packages pinned in
-# tests/lifecycle/package-lock.json (npm ci, into tests/lifecycle/node_modules), the PyPI packages
-# pinned in tests/lifecycle/requirements.txt (into a venv at target/lifecycle-venv). The TCP test
+# tests/lifecycle-clients/package-lock.json (npm ci, into tests/lifecycle-clients/node_modules), the PyPI packages
+# pinned in tests/lifecycle-clients/requirements.txt (into a venv at target/lifecycle-venv). The TCP test
 # gets a `groupd serve` on 127.0.0.1:0, stopped with SIGTERM afterwards (it must exit 0). Each
 # test prints its client's name and version; this script prints how long each took and exits
 # non-zero on any failure.
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lifecycle=tests/lifecycle
+lifecycle=tests/lifecycle-clients
 target="${CARGO_TARGET_DIR:-target}"
 work="$target/lifecycle"
 venv="$target/lifecycle-venv"

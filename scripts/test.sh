@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README names and .ci/run runs. Installs what the client
 # tests need (Debian netcat/socat, neovim, emacs-nox, elpa-eglot; npm and PyPI packages into
-# target/, tests/interop/ and tests/lifecycle/).
+# target/, tests/interop/ and tests/lifecycle-clients/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::discover;
 use crate::group::Refusal;
 use crate::jsonrpc::{self, Json, Params, RpcError};
-use crate::methods::{self, METHODS, Method, Procedure};
+use crate::methods::{self, METHODS, Method, Procedure, Returns};
 
 /// The `tools/list` result, rendered once.
 pub fn tools_list() -> &'static str {
@@ -47,7 +47,7 @@ fn tool(m: &Method) -> Value {
         .filter(|p| p.required)
         .map(|p| p.name)
         .collect();
-    let result = discover::result_schema(m.returns, discover::group_schema());
+    let result = admitting_false(m.returns);
     json!({
         "name": m.name,
         "title": m.title,
@@ -66,6 +66,18 @@ fn tool(m: &Method) -> Value {
         },
         "annotations": annotations(m.procedure),
     })
+}
+
+/// A tool's result schema. Every `outputSchema` admits `{"result": false}` (SPEC §12), even
+/// where the procedure never reports failure (getAllGroups).
+fn admitting_false(returns: Returns) -> Value {
+    let schema = discover::result_schema(returns, discover::group_schema());
+    match returns {
+        Returns::IdOrFalse | Returns::TrueOrFalse | Returns::GroupOrFalse => schema,
+        Returns::Groups | Returns::True | Returns::Document => {
+            json!({ "oneOf": [schema, { "const": false }] })
+        }
+    }
 }
 
 /// Hints for agent hosts that ask before running tools that change things.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The MCP Inspector in CLI mode (`mcp-inspector --cli`) against groupd, started from the MCP host
-# configuration that the README gives (tests/lifecycle/mcp.json, "From an AI agent") with its
+# configuration that the README gives (tests/lifecycle-clients/mcp.json, "From an AI agent") with its
 # command pointed at GROUPD_BIN and its database at GROUPD_DB. Each Inspector run is a whole MCP
 # session of its own (a new groupd on the same database): tools/list, then tools/call for each
 # procedure, a procedure that reports failure (isError), arguments that do not fit (isError, the
 # -32602 reason) and an unknown tool (the Inspector fails, exit 1, on the protocol error -32602).
 # Every answer is compared exactly.
 #
-#   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb bash tests/lifecycle/mcp_inspector.sh
+#   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb bash tests/lifecycle-clients/mcp_inspector.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 inspector="$here/node_modules/.bin/mcp-inspector"

@@ -9,7 +9,7 @@
 ;; test checks that.  Every answer is compared exactly.
 ;;
 ;;   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb emacs --batch -l ert \
-;;     -l tests/lifecycle/eglot_session.el -f ert-run-tests-batch-and-exit
+;;     -l tests/lifecycle-clients/eglot_session.el -f ert-run-tests-batch-and-exit
 
 (require 'ert)
 (load (expand-file-name "emacs_helpers" (file-name-directory load-file-name)) nil t)

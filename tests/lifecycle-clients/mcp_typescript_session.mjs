@@ -7,7 +7,7 @@
 // reason), an unknown tool (the protocol error -32602), then close(): the SDK ends groupd's stdin
 // and waits 2 s before it sends SIGTERM, so a close within that time means groupd exited by itself.
 //
-//   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb node tests/lifecycle/mcp_typescript_session.mjs
+//   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb node tests/lifecycle-clients/mcp_typescript_session.mjs
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -9,8 +9,8 @@ talks to a running `groupd serve`: there `exit` closes the connection (so `stop(
 the server goes on serving new ones. Every answer is compared exactly; any message of groupd's
 that pygls cannot take or complains of fails the test.
 
-    GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb python tests/lifecycle/pygls_session.py
-    GROUPD_BIN=… GROUPD_HOST=127.0.0.1 GROUPD_PORT=7411 python tests/lifecycle/pygls_session.py tcp
+    GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb python tests/lifecycle-clients/pygls_session.py
+    GROUPD_BIN=… GROUPD_HOST=127.0.0.1 GROUPD_PORT=7411 python tests/lifecycle-clients/pygls_session.py tcp
 """
 
 import asyncio

@@ -8,7 +8,7 @@
 ;; status 1.  Every answer is compared exactly.
 ;;
 ;;   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb emacs --batch -l ert \
-;;     -l tests/lifecycle/jsonrpc_session.el -f ert-run-tests-batch-and-exit
+;;     -l tests/lifecycle-clients/jsonrpc_session.el -f ert-run-tests-batch-and-exit
 
 (require 'ert)
 (require 'jsonrpc)

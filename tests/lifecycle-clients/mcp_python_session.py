@@ -10,7 +10,7 @@ SDK would signal it. Then the SDK's high-level Client connects as its default mo
 server/discover probe, then initialize) and reads what the first session left. Every answer is
 compared exactly.
 
-    GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb python tests/lifecycle/mcp_python_session.py
+    GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb python tests/lifecycle-clients/mcp_python_session.py
 """
 
 import importlib.metadata

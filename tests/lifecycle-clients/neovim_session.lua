@@ -7,7 +7,7 @@
 -- with status 0 once all is checked; on a failed check, `cquit 1` ends it with status 1.
 --
 --   GROUPD_BIN=target/debug/groupd GROUPD_DB=/tmp/x.redb \
---     nvim --headless --clean -c 'luafile tests/lifecycle/neovim_session.lua' -c 'cquit 1'
+--     nvim --headless --clean -c 'luafile tests/lifecycle-clients/neovim_session.lua' -c 'cquit 1'
 
 local version = vim.version()
 io.stdout:write(string.format('Neovim %d.%d.%d, vim.lsp.start_client, stdio, Content-Length\n',
