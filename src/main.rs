@@ -332,7 +332,7 @@ async fn serve(
     };
     let shutdown = on_signal();
     server::serve(listeners, Arc::clone(&service), token, shutdown).await;
-    close(service);
+    close(service)?;
     info!("shut down cleanly");
     Ok(())
 }
@@ -351,8 +351,10 @@ async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
     let service = open(&db, limits)?;
     info!(db = %db.display(), "serving on stdin/stdout");
     let result = server::serve_stdio(Arc::clone(&service), on_signal()).await;
-    close(service);
-    match result.map_err(|e| format!("stdio failed: {e}"))? {
+    let closed = close(service);
+    let end = result.map_err(|e| format!("stdio failed: {e}"))?;
+    closed?;
+    match end {
         End::Refused(Ending::Exit {
             after_shutdown: false,
         }) => {
@@ -373,8 +375,15 @@ fn open(db: &std::path::Path, limits: Limits) -> Result<Arc<Service>, String> {
 
 /// Waits for queued writes to commit and stops the writer. Connections that outlived the grace
 /// period still hold the service; their writes then fail instead of being acknowledged.
-fn close(service: Arc<Service>) {
+/// After a storage fault (SPEC §13) the shutdown is not a clean one: exit status 1.
+fn close(service: Arc<Service>) -> Result<(), String> {
     service.store().close();
+    match service.store().fault() {
+        Some(fault) => Err(format!(
+            "stopped after a storage fault ({fault}); writes were refused since then; check the database with `groupd check`"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM.

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Client, Db, Server};
+use common::{Client, Db, Rng, Server};
 use serde_json::Value;
 
 const CONNECTIONS: u64 = 8;
@@ -35,22 +35,6 @@ const MAX_CALLS_BEFORE_KILL: u64 = 400;
 /// A round whose load has not reached its kill point by then has stalled.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 
-/// xorshift64*: enough randomness for choosing calls, and replayable from its seed.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// A group as the test knows it: its name, and the external id that goes with that name.
 #[derive(Debug, Clone, PartialEq, Eq)]

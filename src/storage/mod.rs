@@ -46,10 +46,12 @@ use tokio::sync::oneshot;
 
 use crate::group::{Group, GroupRef, Refusal};
 
+mod contain;
 mod faults;
 mod file;
 mod mirror;
 mod names;
+use contain::{contained, drop_contained};
 pub use faults::DiskFaults;
 use mirror::{Change, Mirror};
 use names::NameIndex;
@@ -84,6 +86,32 @@ pub enum OpenError {
     Schema { path: PathBuf, found: u64 },
     #[error("cannot open database {path}: {source}")]
     Unreadable { path: PathBuf, source: redb::Error },
+    /// The file failed verification (a page checksum, a malformed page, the engine panicked).
+    #[error(
+        "database {path} is damaged ({why}); run `groupd check --repair --db {path}`, or restore it from a dump with `groupd restore`"
+    )]
+    Damaged { path: PathBuf, why: String },
+}
+
+impl OpenError {
+    fn new(path: &Path, e: redb::Error) -> OpenError {
+        let path = path.to_path_buf();
+        match e {
+            redb::Error::DatabaseAlreadyOpen => OpenError::Locked(path),
+            redb::Error::Corrupted(why) => OpenError::Damaged { path, why },
+            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                OpenError::Damaged {
+                    path,
+                    why: e.to_string(),
+                }
+            }
+            redb::Error::RepairAborted => OpenError::Damaged {
+                path,
+                why: "its last commit does not verify".into(),
+            },
+            source => OpenError::Unreadable { path, source },
+        }
+    }
 }
 
 /// A failed read or write. Its details are for the log; clients only learn "Internal error".
@@ -93,6 +121,10 @@ pub enum StoreError {
     Redb(Arc<redb::Error>),
     #[error("the storage writer has stopped")]
     WriterGone,
+    /// An earlier fault (the engine panicked, the file is corrupted) means the storage can no
+    /// longer be trusted with a write (SPEC §13); the reason is the first fault's.
+    #[error("writes are refused after a storage fault: {0}")]
+    Untrusted(Arc<str>),
 }
 
 impl<E: Into<redb::Error>> From<E> for StoreError {
@@ -167,6 +199,8 @@ struct Shared {
     /// Durable commits made, and the calls they held.
     commits: AtomicU64,
     committed_calls: AtomicU64,
+    /// The first fault after which the storage is not trusted with writes (SPEC §13).
+    fault: Mutex<Option<Arc<str>>>,
 }
 
 /// What the writer has done since the store was opened.
@@ -207,7 +241,35 @@ impl Shared {
         {
             return Ok(Arc::clone(snapshot));
         }
-        Snapshot::open(&*self.db()?).map(Arc::new)
+        let db = self.db()?;
+        contained("a read", || Snapshot::open(&db).map(Arc::new))
+    }
+
+    /// Records `e` as the fault that ends writes when it means the engine or the file can no
+    /// longer be trusted (a panic, a corrupted page); an I/O error does not (the writer reopens
+    /// the database once the disk works). Whether it did.
+    fn distrust(&self, e: &redb::Error) -> bool {
+        let untrusted = matches!(
+            e,
+            redb::Error::Corrupted(_)
+                | redb::Error::TransactionPoisoned
+                | redb::Error::LockPoisoned(_)
+        );
+        if untrusted {
+            let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+            if fault.is_none() {
+                tracing::error!(
+                    error = %e,
+                    "storage fault: writes are refused from now on; reads are answered from memory where they can be"
+                );
+                *fault = Some(e.to_string().into());
+            }
+        }
+        untrusted
+    }
+
+    fn fault(&self) -> Option<Arc<str>> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Closes the database and opens it again. Called by the writer, before its next commit,
@@ -226,7 +288,7 @@ impl Shared {
             let deadline = Instant::now() + REOPEN_WAIT;
             loop {
                 match Arc::try_unwrap(old) {
-                    Ok(db) => break drop(db),
+                    Ok(db) => break drop_contained("the database", db),
                     Err(still_shared) if Instant::now() < deadline => {
                         old = still_shared;
                         std::thread::sleep(Duration::from_millis(1));
@@ -240,7 +302,7 @@ impl Shared {
                 }
             }
         }
-        *slot = Some(Arc::new((self.reopen)()?));
+        *slot = Some(Arc::new(contained("a reopen", &self.reopen)?));
         drop(slot);
         self.refresh();
         Ok(())
@@ -267,7 +329,7 @@ impl Shared {
             }
             Ok((mirror, names))
         };
-        match load() {
+        match contained("the load into memory", load) {
             Ok((mirror, names)) => {
                 let (groups, ms) = (mirror.len(), started.elapsed().as_millis());
                 self.set_mirror(Some(mirror));
@@ -276,6 +338,7 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the groups into memory");
+                self.distrust(&e);
                 None
             }
         }
@@ -314,16 +377,22 @@ impl Shared {
 
     /// Called by the writer after each commit, before anyone is told of it.
     fn refresh(&self) {
-        let fresh = match self.db().and_then(|db| Snapshot::open(&db)) {
+        let opened = self
+            .db()
+            .and_then(|db| contained("a read snapshot", || Snapshot::open(&db)));
+        let fresh = match opened {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot open a read snapshot; reads will open their own");
+                self.distrust(&e);
                 None
             }
         };
-        if let Ok(mut guard) = self.snapshot.write() {
-            *guard = fresh;
-        }
+        let old = match self.snapshot.write() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, fresh),
+            Err(_) => None,
+        };
+        drop_contained("a read snapshot", old);
     }
 }
 
@@ -346,10 +415,7 @@ impl Store {
             let _ = std::fs::remove_file(&scratch);
             written
         };
-        let open = move || {
-            let backend = file::ZeroFilledFile::new(open_file(&owned)?)?;
-            Ok(redb::Builder::new().create_with_backend(backend)?)
-        };
+        let open = move || open_database(file::ZeroFilledFile::new(open_file(&owned)?)?);
         Self::open_with(path, open, probe)
     }
 
@@ -369,10 +435,8 @@ impl Store {
             let _ = std::fs::remove_file(&scratch);
             written
         };
-        let open = move || {
-            let backend = faults::FaultyFile::new(open_file(&owned)?, faults.clone())?;
-            Ok(redb::Builder::new().create_with_backend(backend)?)
-        };
+        let open =
+            move || open_database(faults::FaultyFile::new(open_file(&owned)?, faults.clone())?);
         Self::open_with(path, open, probe)
     }
 
@@ -381,15 +445,9 @@ impl Store {
         open: impl Fn() -> Result<Database, redb::Error> + Send + Sync + 'static,
         probe: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Result<Store, OpenError> {
-        let unreadable = |e: redb::Error| match e {
-            redb::Error::DatabaseAlreadyOpen => OpenError::Locked(path.to_path_buf()),
-            source => OpenError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            },
-        };
-        let db = open().map_err(unreadable)?;
-        match initialise(&db).map_err(unreadable)? {
+        let unreadable = |e| OpenError::new(path, e);
+        let db = contained("the open", &open).map_err(unreadable)?;
+        match contained("the open", || initialise(&db)).map_err(unreadable)? {
             SCHEMA_VERSION => {}
             found => {
                 return Err(OpenError::Schema {
@@ -406,13 +464,20 @@ impl Store {
             probe: Box::new(probe),
             commits: AtomicU64::new(0),
             committed_calls: AtomicU64::new(0),
+            fault: Mutex::new(None),
         });
         shared.refresh();
         let (tx, rx) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("groupd-writer".into())
-            .spawn(move || write_loop(&writer_shared, &rx))
+            .spawn(move || {
+                // The writer never dies silently: a panic outside the engine's calls (which
+                // are contained one by one) is a fault too, and every later write gets -32603.
+                if let Err(panic) = contain::run(|| write_loop(&writer_shared, &rx)) {
+                    writer_shared.distrust(&contain::panicked("the writer's loop", &panic));
+                }
+            })
             .map_err(|e| unreadable(redb::Error::Io(e)))?;
         Ok(Store {
             shared,
@@ -437,15 +502,21 @@ impl Store {
             return Ok(mirror.get(id).map(look));
         }
         let snapshot = self.shared.snapshot()?;
-        let row = snapshot.groups.get(&id)?;
-        Ok(row.map(|row| {
-            let (name, external_id) = row.value();
-            look(GroupRef {
-                id,
-                name,
-                external_id,
-            })
-        }))
+        let row = contained("a read", || {
+            let row = snapshot.groups.get(&id)?;
+            Ok(row.map(|row| {
+                let (name, external_id) = row.value();
+                Group {
+                    id,
+                    name: name.to_owned(),
+                    external_id: external_id.to_owned(),
+                }
+            }))
+        });
+        let row = row.inspect_err(|e| {
+            self.shared.distrust(e);
+        })?;
+        Ok(row.map(|g| look(GroupRef::from_row(g.id, (&g.name, &g.external_id)))))
     }
 
     /// Shows each group of `ids` (`None` when there is no such group) to `look` with its index,
@@ -494,22 +565,29 @@ impl Store {
             external_id_len: u32,
         }
         let snapshot = self.shared.snapshot()?;
-        let count = usize::try_from(snapshot.groups.len()?).unwrap_or(0);
-        let (mut text, mut all) = (String::new(), Vec::with_capacity(count));
-        for entry in snapshot.groups.iter()? {
-            let (id, row) = entry?;
-            let (name, external_id) = row.value();
-            let too_long = || redb::Error::Corrupted(format!("group {} is too long", id.value()));
-            all.push(Entry {
-                id: id.value(),
-                start: text.len(),
-                name_len: u32::try_from(name.len()).map_err(|_| too_long())?,
-                external_id_len: u32::try_from(external_id.len()).map_err(|_| too_long())?,
-            });
-            text.push_str(name);
-            text.push_str(external_id);
-        }
-        drop(snapshot);
+        let copied = contained("a read", move || {
+            let count = usize::try_from(snapshot.groups.len()?).unwrap_or(0);
+            let (mut text, mut all) = (String::new(), Vec::with_capacity(count));
+            for entry in snapshot.groups.iter()? {
+                let (id, row) = entry?;
+                let (name, external_id) = row.value();
+                let too_long =
+                    || redb::Error::Corrupted(format!("group {} is too long", id.value()));
+                all.push(Entry {
+                    id: id.value(),
+                    start: text.len(),
+                    name_len: u32::try_from(name.len()).map_err(|_| too_long())?,
+                    external_id_len: u32::try_from(external_id.len()).map_err(|_| too_long())?,
+                });
+                text.push_str(name);
+                text.push_str(external_id);
+            }
+            drop(snapshot);
+            Ok((text, all))
+        });
+        let (text, mut all) = copied.inspect_err(|e| {
+            self.shared.distrust(e);
+        })?;
         let split = |e: &Entry| {
             let name_end = e.start + e.name_len as usize;
             let end = name_end + e.external_id_len as usize;
@@ -539,6 +617,9 @@ impl Store {
     /// Applies `ops` in order, in one commit shared with whatever else is queued, and returns
     /// once that commit is durable.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        if let Some(fault) = self.shared.fault() {
+            return Err(StoreError::Untrusted(fault));
+        }
         let (reply, answer) = oneshot::channel();
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs
@@ -552,7 +633,10 @@ impl Store {
         answer.await.unwrap_or(Err(StoreError::WriterGone))
     }
 
-    /// Stops the writer after the queued writes are committed. Later writes fail.
+    /// Stops the writer after the queued writes are committed, and closes the database. Later
+    /// writes fail. After a storage fault the database is left as it is, unclosed: the engine is
+    /// not called again (its destructor can panic on a damaged page, cberner/redb#1303), and
+    /// the next start verifies the file anyway.
     pub fn close(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
@@ -563,6 +647,21 @@ impl Store {
         {
             tracing::error!("the storage writer panicked");
         }
+        let snapshot = self.shared.snapshot.write().ok().and_then(|mut s| s.take());
+        let db = self.shared.db.write().ok().and_then(|mut db| db.take());
+        if self.shared.fault().is_some() {
+            std::mem::forget(snapshot);
+            std::mem::forget(db);
+        } else {
+            drop_contained("a read snapshot", snapshot);
+            drop_contained("the database", db);
+        }
+    }
+
+    /// The storage fault that made this store refuse writes, if one did (SPEC §13): a server
+    /// that had one must not report a clean shutdown.
+    pub fn fault(&self) -> Option<String> {
+        self.shared.fault().map(|f| f.to_string())
     }
 }
 
@@ -570,6 +669,28 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Opens (or creates) a database on `backend`, verifying the whole file first: with
+/// `set_check_integrity_on_open`, redb checks the checksum of every page of the committed
+/// trees (and rebuilds its allocator state from them) before the open returns, so a damaged
+/// file is an error here instead of a panic in a later read (cberner/redb#1334). A plain open
+/// after a clean shutdown would trust the file unread.
+///
+/// When the last commit does not verify and it was not made with two-phase commit, redb rolls
+/// back to the commit before it: what a crash (or power cut) in the middle of a commit leaves,
+/// and that commit was never acknowledged. A file closed cleanly ends with a two-phase commit,
+/// so damage to it is reported, never rolled back.
+fn open_database(backend: impl redb::StorageBackend) -> Result<Database, redb::Error> {
+    let mut builder = redb::Builder::new();
+    builder.set_check_integrity_on_open(true);
+    builder.set_repair_callback(|session| {
+        // redb reports 0.3 only when the last commit failed verification (see redb's `do_repair`).
+        if (0.25..0.35).contains(&session.progress()) {
+            tracing::warn!("the last commit does not verify; rolling back to the one before it");
+        }
+    });
+    Ok(builder.create_with_backend(backend)?)
 }
 
 /// Opens the database file for redb, creating it if missing (as `Database::create` does).
@@ -618,6 +739,10 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
     let mut names = shared.load();
     let (mut last_jobs, mut failed) = (1, false);
     while let Ok(first) = jobs.recv() {
+        if let Some(fault) = shared.fault() {
+            refuse(first, jobs, &fault);
+            continue;
+        }
         let started = Instant::now();
         if failed {
             match shared.reopen() {
@@ -643,8 +768,9 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
         last_jobs = batch.len();
         let calls: usize = batch.iter().map(|job| job.ops.len()).sum();
         failed = committed.is_err();
-        if failed {
+        if let Err(e) = &committed {
             names = None;
+            shared.distrust(e);
         }
         let durable = started.elapsed().as_micros();
         let committed = committed.map(|(outcomes, changes)| {
@@ -682,6 +808,15 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
+/// Answers `first` and every job queued behind it with the fault that ends writes.
+fn refuse(first: Job, jobs: &mpsc::Receiver<Job>, fault: &Arc<str>) {
+    for job in std::iter::once(first).chain(jobs.try_iter()) {
+        let _ = job
+            .reply
+            .send(Err(StoreError::Untrusted(Arc::clone(fault))));
+    }
+}
+
 /// The outcome of each job's ops, and the changes they made.
 type Committed = (Vec<Vec<WriteOutcome>>, Vec<Change>);
 
@@ -701,7 +836,9 @@ fn commit_round(
     names: &mut NameIndex,
 ) -> (Vec<Job>, Result<Committed, redb::Error>) {
     let mut batch = vec![first];
-    let committed = apply_round(db, &mut batch, jobs, last_jobs, names);
+    let committed = contained("a commit", || {
+        apply_round(db, &mut batch, jobs, last_jobs, names)
+    });
     (batch, committed)
 }
 

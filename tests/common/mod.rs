@@ -518,3 +518,21 @@ pub fn check_stdio(table: &[Exchange<'_>]) {
         "number of answer lines over stdio; all of them: {answers:#?}"
     );
 }
+
+/// xorshift64*: enough randomness for choosing calls and damage, and replayable from its seed
+/// (tests print their seed and take it back from the environment).
+#[derive(Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
