@@ -35,7 +35,6 @@ const MAX_CALLS_BEFORE_KILL: u64 = 400;
 /// A round whose load has not reached its kill point by then has stalled.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 
-
 /// A group as the test knows it: its name, and the external id that goes with that name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {

@@ -189,3 +189,36 @@ async fn a_full_disk() {
         "{again}"
     );
 }
+
+/// A panic inside the storage engine (here: raised by the disk under redb's commit) is caught:
+/// the calls of that commit get -32603, every later write too (the engine is not trusted again),
+/// reads are still answered from memory, and the store reports the fault so that the server
+/// does not claim a clean shutdown (SPEC §13).
+#[tokio::test]
+async fn a_panic_in_the_engine_is_contained_and_ends_writes() {
+    let h = Harness::new();
+    assert_eq!(h.create(1, "before").await, created(1, 1));
+    assert_eq!(h.service.store().fault(), None);
+
+    h.faults.panic_once();
+    assert_eq!(h.create(2, "during").await, internal_error(2));
+    assert!(h.service.store().fault().is_some());
+    // The panic was one-off, but the engine is not trusted with another commit.
+    assert_eq!(h.create(3, "after").await, internal_error(3));
+    assert_eq!(
+        h.call(r#"{"jsonrpc":"2.0","method":"removeGroup","id":4,"params":[1]}"#)
+            .await,
+        internal_error(4)
+    );
+    assert_eq!(
+        h.call(r#"{"jsonrpc":"2.0","method":"getGroup","id":5,"params":[1]}"#)
+            .await,
+        r#"{"jsonrpc":"2.0","id":5,"result":{"id":"1","external_id":"","name":"before"}}"#
+    );
+    let invalid = h
+        .call(r#"{"jsonrpc":"2.0","method":"createGroup","id":6,"params":[""]}"#)
+        .await;
+    assert_eq!(invalid, r#"{"jsonrpc":"2.0","id":6,"result":false}"#);
+    h.service.store().close();
+    assert!(h.service.store().fault().is_some());
+}

@@ -21,6 +21,7 @@ pub struct DiskFaults {
     fail_writes: Arc<AtomicBool>,
     fail_syncs: Arc<AtomicBool>,
     full: Arc<AtomicBool>,
+    panic_once: Arc<AtomicBool>,
 }
 
 impl DiskFaults {
@@ -41,6 +42,12 @@ impl DiskFaults {
     /// The disk is full: the file cannot grow, and writes past its end fail.
     pub fn fill(&self, on: bool) {
         self.full.store(on, Ordering::SeqCst);
+    }
+
+    /// The next write or fsync panics, once: what a panic inside the storage engine looks like
+    /// to groupd (SPEC §13 says it is caught and handled as a fault, never silent).
+    pub fn panic_once(&self) {
+        self.panic_once.store(true, Ordering::SeqCst);
     }
 
     /// Clears every fault.
@@ -64,6 +71,12 @@ impl FaultyFile {
             inner: ZeroFilledFile::new(file)?,
             faults,
         })
+    }
+
+    fn maybe_panic(&self, what: &str) {
+        if self.faults.panic_once.swap(false, Ordering::SeqCst) {
+            panic!("injected panic in {what}");
+        }
     }
 
     fn check(flag: &AtomicBool, what: &str) -> io::Result<()> {
@@ -99,11 +112,13 @@ impl StorageBackend for FaultyFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.maybe_panic("fsync");
         Self::check(&self.faults.fail_syncs, "fsync failed")?;
         self.inner.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.maybe_panic("a write");
         Self::check(&self.faults.fail_writes, "write failed")?;
         self.check_space(offset + data.len() as u64)?;
         self.inner.write(offset, data)
