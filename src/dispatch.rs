@@ -46,6 +46,8 @@ enum Call {
     Write(WriteOp),
     Authenticate(String),
     Discover,
+    /// [`methods::DUMP_METHOD`].
+    Dump,
 }
 
 /// Answers request lines: the protocol's entry point for every transport.
@@ -183,6 +185,12 @@ impl Service {
                         queued.push((line, step));
                     }
                     State::Read(Call::Get(id)) if ops.is_empty() => gets.push(line, step, id),
+                    State::Read(Call::Dump) => {
+                        self.run_gets(&mut lines, &mut gets);
+                        self.commit(&mut lines, &mut queued, &mut ops).await;
+                        lines[line].steps[step].state = State::Done(self.dump().await);
+                        large = true;
+                    }
                     State::Read(call) => {
                         let outcome = match self.read_ahead(&call, &ops) {
                             Some(outcome) => outcome,
@@ -340,7 +348,45 @@ impl Service {
                 Ok(Outcome::Json(out))
             }
             Call::Refuse(refusal) => Ok(Outcome::Refused(refusal)),
-            Call::Write(_) | Call::Authenticate(_) | Call::Discover => Err(RpcError::Internal),
+            Call::Write(_) | Call::Authenticate(_) | Call::Discover | Call::Dump => {
+                Err(RpcError::Internal)
+            }
+        }
+    }
+
+    /// [`methods::DUMP_METHOD`]: one snapshot, rendered on a blocking thread (a million groups
+    /// are ~60 MB of JSON), so the runtime's workers go on serving other connections.
+    async fn dump(&self) -> Result<Outcome, RpcError> {
+        let snapshot = self.store.dump_snapshot().map_err(internal)?;
+        let rendered = tokio::task::spawn_blocking(move || {
+            let mut out = format!(
+                "{{\"format\":\"{}\",\"version\":{},\"next_id\":{},\"groups\":[",
+                methods::DUMP_FORMAT,
+                methods::DUMP_VERSION,
+                snapshot.next_id()
+            )
+            .into_bytes();
+            out.reserve(
+                usize::try_from(snapshot.len())
+                    .unwrap_or(0)
+                    .saturating_mul(64),
+            );
+            let header = out.len();
+            snapshot.each(|group| {
+                if out.len() > header {
+                    out.push(b',');
+                }
+                write_group(&mut out, group);
+            })?;
+            out.extend_from_slice(b"]}");
+            Ok(out)
+        });
+        match rendered.await {
+            Ok(result) => result.map(Outcome::Json).map_err(internal),
+            Err(e) => {
+                tracing::error!(error = %e, "the dump's rendering thread failed");
+                Err(RpcError::Internal)
+            }
         }
     }
 
@@ -401,6 +447,9 @@ fn plan_request<'a>(session: &mut Session, request: Result<Request<'a>, RpcError
     let Some(method) = method else {
         return match message {
             Some(message) => plan_lifecycle(session, message, request.params, reply_to),
+            None if request.method == methods::DUMP_METHOD => {
+                Step::new(reply_to, state_of(session, Ok(Call::Dump)))
+            }
             None => Step::done(reply_to, Err(RpcError::MethodNotFound)),
         };
     };
@@ -716,7 +765,8 @@ fn render(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 }
 
 /// `{"id":"<decimal>","external_id":…,"name":…}`: the id as a string, as Kanboard documents it.
-fn write_group(out: &mut Vec<u8>, group: GroupRef<'_>) {
+/// Dumps (`groupd dump`) write their group lines with it too.
+pub fn write_group(out: &mut Vec<u8>, group: GroupRef<'_>) {
     out.extend_from_slice(b"{\"id\":\"");
     write_u64(out, group.id);
     out.extend_from_slice(b"\",\"external_id\":");

@@ -24,10 +24,13 @@
 //!   codes), and the stdio session.
 //! - [`auth`]: the token: loaded from its file, compared in constant time, never printed.
 //! - [`limits`]: every limit as a named constant, and the [`limits::Limits`] in force.
+//! - [`backup`]: `groupd check`, `groupd dump` and `groupd restore`: the database's health, a
+//!   JSON Lines copy of it (offline, or from a running server), and a new database from one.
 //! - [`client`]: `groupd call`, the other end: one call from a shell script, over TCP or
 //!   in-process on a database, its answer told by the exit status.
 
 pub mod auth;
+pub mod backup;
 pub mod client;
 pub mod codec;
 pub mod connection;

@@ -67,6 +67,15 @@ enum Command {
     /// Call one method and print its result (exit 0; `false`: exit 3) or its error (on
     /// stderr, exit 1), for shell scripts.
     Call(groupd::client::CallArgs),
+    /// Verify the database file (every page checksum) and print its groups, next id and size;
+    /// exit 1 when it is damaged or a server holds it.
+    Check(groupd::backup::CheckArgs),
+    /// Write every group as JSON Lines on stdout: from the file (--db), or from a running server
+    /// as one consistent snapshot (--addr).
+    Dump(groupd::backup::DumpArgs),
+    /// Build a new database from a dump, with the same ids and next id; a bad dump writes
+    /// nothing.
+    Restore(groupd::backup::RestoreArgs),
 }
 
 #[derive(Args)]
@@ -110,9 +119,13 @@ const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(language_client_args(std::env::args_os().collect()));
-    if let Command::Call(args) = cli.command {
-        return groupd::client::run(args);
-    }
+    let cli = match cli.command {
+        Command::Call(args) => return groupd::client::run(args),
+        Command::Check(args) => return groupd::backup::check(args),
+        Command::Dump(args) => return groupd::backup::dump(args),
+        Command::Restore(args) => return groupd::backup::restore(args),
+        command => Cli { command },
+    };
     let addresses = match Addresses::resolve(&cli.command) {
         Ok(addresses) => addresses,
         Err(why) => {
@@ -292,7 +305,9 @@ fn run(cli: Cli, addresses: Addresses) -> Result<ExitCode, String> {
                 };
                 stdio(db.db, limits).await
             }
-            Command::Call(_) => unreachable!("`groupd call` is run by main before logging starts"),
+            Command::Call(_) | Command::Check(_) | Command::Dump(_) | Command::Restore(_) => {
+                unreachable!("these commands are run by main before logging starts")
+            }
         }
     });
     // stdin may still be held by a blocking read that will never finish; do not wait for it.

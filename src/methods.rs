@@ -168,6 +168,17 @@ pub const METHODS: &[Method] = &[
     },
 ];
 
+/// The online dump (SPEC §13, `groupd dump --addr`): one consistent snapshot of every group and
+/// the id counter. It is not in [`METHODS`]: it is administration, not the Group API, so neither
+/// `rpc.discover` nor MCP's `tools/list` offers it (an agent has no use for a 60 MB answer).
+/// Its result: `{"format":DUMP_FORMAT,"version":DUMP_VERSION,"next_id":N,"groups":[GROUP…]}`,
+/// the groups in id order. Parameters are ignored.
+pub const DUMP_METHOD: &str = "groupd.dump";
+/// The `format` of a dump, in its header line and in [`DUMP_METHOD`]'s result.
+pub const DUMP_FORMAT: &str = "groupd-dump";
+/// The dump format's version.
+pub const DUMP_VERSION: u64 = 1;
+
 /// The method called `name`, if any.
 pub fn find(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)

@@ -32,7 +32,7 @@
 //! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -51,10 +51,12 @@ mod faults;
 mod file;
 mod mirror;
 mod names;
+mod offline;
 use contain::{contained, drop_contained};
 pub use faults::DiskFaults;
 use mirror::{Change, Mirror};
 use names::NameIndex;
+pub use offline::{CheckOutcome, Dumpable, Offline, RestoreError, restore};
 
 const GROUPS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
 /// Version 1's name index, dropped when such a database is opened.
@@ -91,6 +93,8 @@ pub enum OpenError {
         "database {path} is damaged ({why}); run `groupd check --repair --db {path}`, or restore it from a dump with `groupd restore`"
     )]
     Damaged { path: PathBuf, why: String },
+    #[error("no database at {0}")]
+    Missing(PathBuf),
 }
 
 impl OpenError {
@@ -658,6 +662,16 @@ impl Store {
         }
     }
 
+    /// One committed state of every group and the id counter, for an online dump: read from one
+    /// redb read transaction, so writes go on meanwhile and nothing waits for it.
+    pub fn dump_snapshot(&self) -> Result<Dumpable, StoreError> {
+        let db = self.shared.db()?;
+        let snapshot = contained("a dump", || Dumpable::open(&db));
+        Ok(snapshot.inspect_err(|e| {
+            self.shared.distrust(e);
+        })?)
+    }
+
     /// The storage fault that made this store refuse writes, if one did (SPEC §13): a server
     /// that had one must not report a clean shutdown.
     pub fn fault(&self) -> Option<String> {
@@ -682,11 +696,37 @@ impl Drop for Store {
 /// and that commit was never acknowledged. A file closed cleanly ends with a two-phase commit,
 /// so damage to it is reported, never rolled back.
 fn open_database(backend: impl redb::StorageBackend) -> Result<Database, redb::Error> {
+    open_verified(backend, RollBack::Allowed)
+}
+
+/// What an open does when the last commit does not verify (see [`open_database`]).
+#[derive(Debug, Clone)]
+enum RollBack {
+    /// Roll back to the commit before it, as crash recovery does.
+    Allowed,
+    /// Roll back, and record that it happened.
+    Recorded(Arc<AtomicBool>),
+    /// Fail the open with `RepairAborted`, changing nothing: `groupd check` without `--repair`.
+    Refused,
+}
+
+fn open_verified(
+    backend: impl redb::StorageBackend,
+    roll_back: RollBack,
+) -> Result<Database, redb::Error> {
     let mut builder = redb::Builder::new();
     builder.set_check_integrity_on_open(true);
-    builder.set_repair_callback(|session| {
+    builder.set_repair_callback(move |session| {
         // redb reports 0.3 only when the last commit failed verification (see redb's `do_repair`).
-        if (0.25..0.35).contains(&session.progress()) {
+        if !(0.25..0.35).contains(&session.progress()) {
+            return;
+        }
+        match &roll_back {
+            RollBack::Refused => session.abort(),
+            RollBack::Recorded(flag) => flag.store(true, Ordering::SeqCst),
+            RollBack::Allowed => {}
+        }
+        if !matches!(roll_back, RollBack::Refused) {
             tracing::warn!("the last commit does not verify; rolling back to the one before it");
         }
     });
@@ -733,6 +773,19 @@ fn initialise(db: &Database) -> Result<u64, redb::Error> {
     };
     txn.commit()?;
     Ok(version)
+}
+
+/// The id the next create gets: the larger of the counter and the highest id plus one (see
+/// the module doc).
+fn next_id(
+    groups: &impl ReadableTable<u64, (&'static str, &'static str)>,
+    meta: &impl ReadableTable<&'static str, u64>,
+) -> Result<u64, redb::Error> {
+    let after_last = groups
+        .last()?
+        .map_or(1, |(id, _)| id.value().saturating_add(1));
+    let counter = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
+    Ok(counter.max(after_last))
 }
 
 fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
@@ -905,15 +958,11 @@ impl<'txn, 'n> Tables<'txn, 'n> {
     fn open(txn: &'txn WriteTransaction, names: &'n mut NameIndex) -> Result<Self, redb::Error> {
         let meta = txn.open_table(META)?;
         let groups = txn.open_table(GROUPS)?;
-        let after_last = groups
-            .last()?
-            .map_or(1, |(id, _)| id.value().saturating_add(1));
-        let next_id = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
         Ok(Tables {
+            next_id: next_id(&groups, &meta)?,
             groups,
             names,
             meta,
-            next_id: next_id.max(after_last),
             removed: false,
             changes: Vec::new(),
         })
