@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Client, Db, Rng, Server};
+use common::{Client, Db, InFlight, Rng, Server};
 use serde_json::Value;
 
 const CONNECTIONS: u64 = 8;
@@ -54,14 +54,6 @@ impl Known {
             self.name
         )
     }
-}
-
-/// The call a connection had sent but not yet seen answered when the server died.
-#[derive(Debug, Clone)]
-enum InFlight {
-    Create { name: String },
-    Rename { id: u64, from: String, to: String },
-    Remove { id: u64, name: String },
 }
 
 /// What one connection learnt in one round.

@@ -52,11 +52,13 @@ mod file;
 mod mirror;
 mod names;
 mod offline;
+mod power_cut;
 use contain::{contained, drop_contained};
 pub use faults::DiskFaults;
 use mirror::{Change, Mirror};
 use names::NameIndex;
 pub use offline::{CheckOutcome, Dumpable, Offline, RestoreError, restore};
+pub use power_cut::PowerCut;
 
 const GROUPS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("groups");
 /// Version 1's name index, dropped when such a database is opened.
@@ -442,6 +444,17 @@ impl Store {
         let open =
             move || open_database(faults::FaultyFile::new(open_file(&owned)?, faults.clone())?);
         Self::open_with(path, open, probe)
+    }
+
+    /// [`Store::open`] on an in-memory disk that a test can cut the power of (see [`PowerCut`]).
+    pub fn open_on_power_cut(disk: &PowerCut) -> Result<Store, OpenError> {
+        let (for_open, for_probe) = (disk.clone(), disk.clone());
+        let open = move || {
+            open_database(power_cut::PowerCutFile {
+                disk: for_open.clone(),
+            })
+        };
+        Self::open_with(Path::new("power-cut disk"), open, move || for_probe.probe())
     }
 
     fn open_with(

@@ -536,3 +536,12 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// The write a client had sent but not yet seen answered when the server died or the power went
+/// (tests/crash.rs, tests/power_cut.rs): after the restart it happened wholly or not at all.
+#[derive(Debug, Clone)]
+pub enum InFlight {
+    Create { name: String },
+    Rename { id: u64, from: String, to: String },
+    Remove { id: u64, name: String },
+}
