@@ -463,7 +463,10 @@ impl Store {
         probe: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Result<Store, OpenError> {
         let unreadable = |e| OpenError::new(path, e);
+        let started = Instant::now();
         let db = contained("the open", &open).map_err(unreadable)?;
+        let ms = started.elapsed().as_millis();
+        tracing::debug!(ms, "database opened, every page verified");
         match contained("the open", || initialise(&db)).map_err(unreadable)? {
             SCHEMA_VERSION => {}
             found => {
