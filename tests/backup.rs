@@ -247,3 +247,37 @@ fn an_online_dump_under_load_holds_every_acknowledged_group() {
     assert!(online.status.success() && offline.status.success());
     assert_eq!(online.stdout, offline.stdout);
 }
+
+/// With a token, an online dump authenticates first (`--token-file`); without it the server's
+/// refusal is the one line, exit 1. Nothing that reaches stdout is half a dump.
+#[test]
+fn an_online_dump_from_a_server_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let token = token.to_str().unwrap();
+    let server = Server::start(&["--token-file", token]);
+    let mut client = server.client();
+    client.call(r#"{"jsonrpc":"2.0","method":"authenticate","id":1,"params":["s3cret"]}"#);
+    client.call(r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Ops"]}"#);
+    let addr = server.addr.to_string();
+
+    let done = groupd(&["dump", "--addr", &addr, "--token-file", token], b"");
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_eq!(
+        done.stdout_lines(),
+        [
+            r#"{"format":"groupd-dump","version":1,"next_id":2,"groups":1}"#,
+            r#"{"id":"1","external_id":"","name":"Ops"}"#
+        ]
+    );
+
+    let refused = common::run_with_env(&["dump", "--addr", &addr], &[], b"");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(refused.stdout.is_empty());
+    assert!(
+        one_line(&refused.stderr).contains("-32001"),
+        "{}",
+        refused.stderr
+    );
+}
