@@ -222,3 +222,30 @@ async fn a_panic_in_the_engine_is_contained_and_ends_writes() {
     h.service.store().close();
     assert!(h.service.store().fault().is_some());
 }
+
+/// A reopen after a failed commit verifies the file like a start does: damage found then ends
+/// writes for good (the fault is recorded), rather than a server that retries for ever and
+/// later claims a clean shutdown.
+#[tokio::test]
+async fn damage_found_when_reopening_after_a_fault_ends_writes() {
+    let h = Harness::new();
+    assert_eq!(h.create(1, "before").await, created(1, 1));
+    h.faults.fail_writes(true);
+    assert_eq!(h.create(2, "during").await, internal_error(2));
+    // Meanwhile the file is damaged: every page after the header is zeroed.
+    let len = std::fs::metadata(&h.path).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&h.path)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &vec![0; (len - 4096) as usize], 4096).unwrap();
+    h.faults.clear();
+    assert_eq!(h.create(3, "after").await, internal_error(3));
+    assert!(h.service.store().fault().is_some());
+    assert_eq!(h.create(4, "later").await, internal_error(4));
+    assert_eq!(
+        h.call(r#"{"jsonrpc":"2.0","method":"getGroup","id":5,"params":[1]}"#)
+            .await,
+        r#"{"jsonrpc":"2.0","id":5,"result":{"id":"1","external_id":"","name":"before"}}"#
+    );
+}

@@ -816,7 +816,11 @@ fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
         if failed {
             match shared.reopen() {
                 Ok(()) => tracing::info!("database reopened after a failed commit"),
-                Err(e) => tracing::error!(error = %e, "cannot reopen the database"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reopen the database");
+                    // A reopen verifies the file: damage found there ends writes too.
+                    shared.distrust(&e);
+                }
             }
         }
         if names.is_none() {
