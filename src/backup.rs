@@ -23,7 +23,8 @@ use crate::client::{self, CallArgs, Reply};
 use crate::dispatch::write_group;
 use crate::group::{self, Group};
 use crate::methods::{DUMP_FORMAT, DUMP_METHOD, DUMP_VERSION};
-use crate::storage::{self, CheckOutcome, Offline, OpenError};
+use crate::storage::embedded::{self, CheckOutcome, Offline};
+use crate::storage::{self, OpenError};
 
 /// A restore of at least this many groups shows its progress (when stderr is a terminal).
 const PROGRESS_FROM: usize = 50_000;
@@ -79,7 +80,7 @@ pub enum BackupError {
     #[error(transparent)]
     Storage(#[from] storage::StoreError),
     #[error(transparent)]
-    Restore(#[from] storage::RestoreError),
+    Restore(#[from] embedded::RestoreError),
     #[error(transparent)]
     Call(#[from] client::CallError),
     #[error("the server answered an error: {0}")]
@@ -247,7 +248,7 @@ pub fn restore(args: RestoreArgs) -> ExitCode {
 
 fn run_restore(args: &RestoreArgs) -> Result<(), BackupError> {
     if args.db.exists() {
-        return Err(storage::RestoreError::Exists(args.db.clone()).into());
+        return Err(embedded::RestoreError::Exists(args.db.clone()).into());
     }
     let (next_id, groups) = match args.input.as_deref() {
         None => read_dump(std::io::stdin().lock(), "stdin")?,
@@ -263,7 +264,7 @@ fn run_restore(args: &RestoreArgs) -> Result<(), BackupError> {
     };
     let total = groups.len();
     let show = total >= PROGRESS_FROM && std::io::stderr().is_terminal();
-    storage::restore(&args.db, next_id, &groups, |done| {
+    embedded::restore(&args.db, next_id, &groups, |done| {
         if show {
             eprint!("\rrestoring: {done} of {total} groups written");
         }

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use crate::dispatch::Service;
 use crate::limits::Limits;
-use crate::storage::Store;
+use crate::storage::{self, GroupStore};
 
 /// Where `groupd call` connects when neither `--addr` nor `GROUPD_LISTEN` says otherwise: the
 /// server's own default.
@@ -274,7 +274,7 @@ fn connect(addr: &str, timeout: Option<Duration>) -> Result<TcpStream, CallError
 
 /// Answers `request` from the database at `db`, as a stdio session would, and closes it.
 fn in_process(db: &Path, request: &str) -> Result<String, CallError> {
-    let store = Store::open(db).map_err(|e| CallError::Database(e.to_string()))?;
+    let store = storage::open(db).map_err(|e| CallError::Database(e.to_string()))?;
     let service = Service::new(store, Limits::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,14 +8,14 @@ use bytes::Bytes;
 
 use crate::codec::Frame;
 use crate::discover;
-use crate::group::{self, GroupRef, Refusal};
+use crate::group::{self, GroupRef, Refusal, WriteOp, WriteOutcome};
 use crate::jsonrpc::{self, Json, Message, Params, Request, RpcError};
 use crate::lifecycle::{self, Message as Lifecycle};
 use crate::limits::Limits;
 use crate::mcp::{self, ToolCall};
 use crate::methods::{self, MAX_PARAMS, Method, Procedure};
 use crate::session::{Ending, Session};
-use crate::storage::{Store, StoreError, WriteOp, WriteOutcome};
+use crate::storage::{Backend, GroupStore, StateInfo, StoreError, Visitor};
 
 /// A procedure's answer, before it is written as JSON.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ enum Call {
 
 /// Answers request lines: the protocol's entry point for every transport.
 pub struct Service {
-    store: Store,
+    store: Backend,
     limits: Limits,
 }
 
@@ -137,15 +137,18 @@ impl Gets {
 const ANSWER_BYTES_SOFT_LIMIT: usize = 256 * 1024;
 
 impl Service {
-    pub fn new(store: Store, limits: Limits) -> Self {
-        Service { store, limits }
+    pub fn new(store: impl Into<Backend>, limits: Limits) -> Self {
+        Service {
+            store: store.into(),
+            limits,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Backend {
         &self.store
     }
 
@@ -186,18 +189,18 @@ impl Service {
                     }
                     State::Read(Call::Get(id)) if ops.is_empty() => gets.push(line, step, id),
                     State::Read(Call::Dump) => {
-                        self.run_gets(&mut lines, &mut gets);
+                        self.run_gets(&mut lines, &mut gets).await;
                         self.commit(&mut lines, &mut queued, &mut ops).await;
                         lines[line].steps[step].state = State::Done(self.dump().await);
                         large = true;
                     }
                     State::Read(call) => {
-                        let outcome = match self.read_ahead(&call, &ops) {
+                        let outcome = match self.read_ahead(&call, &ops).await {
                             Some(outcome) => outcome,
                             None => {
-                                self.run_gets(&mut lines, &mut gets);
+                                self.run_gets(&mut lines, &mut gets).await;
                                 self.commit(&mut lines, &mut queued, &mut ops).await;
-                                self.read(&call)
+                                self.read(&call).await
                             }
                         };
                         large |= call == Call::GetAll;
@@ -208,7 +211,7 @@ impl Service {
             }
             let ending = session.ending().is_some();
             if queued.is_empty() && (gets.is_empty() || gets.is_full() || large || ending) {
-                self.run_gets(&mut lines, &mut gets);
+                self.run_gets(&mut lines, &mut gets).await;
                 lines[answered..]
                     .iter()
                     .for_each(|l| write_line(out, l, &gets.text));
@@ -221,7 +224,7 @@ impl Service {
                 break;
             }
         }
-        self.run_gets(&mut lines, &mut gets);
+        self.run_gets(&mut lines, &mut gets).await;
         self.commit(&mut lines, &mut queued, &mut ops).await;
         lines[answered..]
             .iter()
@@ -229,13 +232,13 @@ impl Service {
         lines.len()
     }
 
-    /// Runs the gathered `getGroup` calls together (see [`Store::view_each`]).
-    fn run_gets(&self, lines: &mut [Planned<'_>], gets: &mut Gets) {
+    /// Runs the gathered `getGroup` calls together (see [`GroupStore::get_each`]).
+    async fn run_gets(&self, lines: &mut [Planned<'_>], gets: &mut Gets) {
         if gets.is_empty() {
             return;
         }
         let Gets { places, ids, text } = gets;
-        let shown = self.store.view_each(ids, |i, group| {
+        let shown = self.store.get_each(ids, |i, group| {
             let (line, step) = places[i];
             let outcome = group.map_or(Outcome::Refused(Refusal::NoSuchGroup), |group| {
                 let start = text.len();
@@ -247,7 +250,7 @@ impl Service {
             });
             lines[line].steps[step].state = State::Done(Ok(outcome));
         });
-        if let Err(err) = shown {
+        if let Err(err) = shown.await {
             // The calls not shown keep their placeholder answer, -32603.
             internal(err);
         }
@@ -303,9 +306,13 @@ impl Service {
     /// group that does not exist yet, so it can only change a `false`.) The answer still goes
     /// out after the writes' answers, and it reflects every write acknowledged before it.
     /// `None`: the read must wait for the commit.
-    fn read_ahead(&self, call: &Call, queued: &[WriteOp]) -> Option<Result<Outcome, RpcError>> {
+    async fn read_ahead(
+        &self,
+        call: &Call,
+        queued: &[WriteOp],
+    ) -> Option<Result<Outcome, RpcError>> {
         if queued.is_empty() {
-            return Some(self.read(call));
+            return Some(self.read(call).await);
         }
         let Call::Get(wanted) = *call else {
             return None;
@@ -318,34 +325,27 @@ impl Service {
             return None;
         }
         let creates = queued.iter().any(|op| matches!(op, WriteOp::Create { .. }));
-        match self.read(call) {
+        match self.read(call).await {
             Ok(Outcome::Refused(_)) if creates => None,
             outcome => Some(outcome),
         }
     }
 
-    fn read(&self, call: &Call) -> Result<Outcome, RpcError> {
+    async fn read(&self, call: &Call) -> Result<Outcome, RpcError> {
         match *call {
             Call::Get(id) => {
-                let rendered = self
-                    .store
-                    .view(id, |group| render(|out| write_group(out, group)));
-                Ok(rendered
-                    .map_err(internal)?
-                    .map_or(Outcome::Refused(Refusal::NoSuchGroup), Outcome::Json))
+                let mut found = None;
+                self.store
+                    .get_each(&[id], |_, group| {
+                        found = group.map(|group| render(|out| write_group(out, group)));
+                    })
+                    .await
+                    .map_err(internal)?;
+                Ok(found.map_or(Outcome::Refused(Refusal::NoSuchGroup), Outcome::Json))
             }
             Call::GetAll => {
-                let mut out = b"[".to_vec();
-                self.store
-                    .view_all(|group| {
-                        if out.len() > 1 {
-                            out.push(b',');
-                        }
-                        write_group(&mut out, group);
-                    })
-                    .map_err(internal)?;
-                out.push(b']');
-                Ok(Outcome::Json(out))
+                let all = self.store.visit_all(Rendered::new(b"[")).await;
+                Ok(Outcome::Json(all.map_err(internal)?.finish(b"]")))
             }
             Call::Refuse(refusal) => Ok(Outcome::Refused(refusal)),
             Call::Write(_) | Call::Authenticate(_) | Call::Discover | Call::Dump => {
@@ -354,40 +354,11 @@ impl Service {
         }
     }
 
-    /// [`methods::DUMP_METHOD`]: one snapshot, rendered on a blocking thread (a million groups
-    /// are ~60 MB of JSON), so the runtime's workers go on serving other connections.
+    /// [`methods::DUMP_METHOD`]: one committed state, rendered away from the runtime's workers
+    /// (a million groups are ~60 MB of JSON), which go on serving other connections.
     async fn dump(&self) -> Result<Outcome, RpcError> {
-        let snapshot = self.store.dump_snapshot().map_err(internal)?;
-        let rendered = tokio::task::spawn_blocking(move || {
-            let mut out = format!(
-                "{{\"format\":\"{}\",\"version\":{},\"next_id\":{},\"groups\":[",
-                methods::DUMP_FORMAT,
-                methods::DUMP_VERSION,
-                snapshot.next_id()
-            )
-            .into_bytes();
-            out.reserve(
-                usize::try_from(snapshot.len())
-                    .unwrap_or(0)
-                    .saturating_mul(64),
-            );
-            let header = out.len();
-            snapshot.each(|group| {
-                if out.len() > header {
-                    out.push(b',');
-                }
-                write_group(&mut out, group);
-            })?;
-            out.extend_from_slice(b"]}");
-            Ok(out)
-        });
-        match rendered.await {
-            Ok(result) => result.map(Outcome::Json).map_err(internal),
-            Err(e) => {
-                tracing::error!(error = %e, "the dump's rendering thread failed");
-                Err(RpcError::Internal)
-            }
-        }
+        let dump = self.store.visit_dump(Rendered::new(b"")).await;
+        Ok(Outcome::Json(dump.map_err(internal)?.finish(b"]}")))
     }
 
     /// Sends the queued writes to storage as one job and records each one's outcome.
@@ -756,6 +727,53 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// Groups rendered as a JSON array's items, by a [`Visitor`]: `getAllGroups`' result, or a
+/// dump's (which [`Visitor::begin`] heads with the dump's header).
+struct Rendered {
+    out: Vec<u8>,
+    /// Where the first group goes: no comma before it.
+    first: usize,
+}
+
+impl Rendered {
+    fn new(head: &[u8]) -> Self {
+        Rendered {
+            out: head.to_vec(),
+            first: head.len(),
+        }
+    }
+
+    fn finish(mut self, tail: &[u8]) -> Vec<u8> {
+        self.out.extend_from_slice(tail);
+        self.out
+    }
+}
+
+impl Visitor for Rendered {
+    fn begin(&mut self, state: StateInfo) {
+        self.out = format!(
+            "{{\"format\":\"{}\",\"version\":{},\"next_id\":{},\"groups\":[",
+            methods::DUMP_FORMAT,
+            methods::DUMP_VERSION,
+            state.next_id
+        )
+        .into_bytes();
+        self.out.reserve(
+            usize::try_from(state.groups)
+                .unwrap_or(0)
+                .saturating_mul(64),
+        );
+        self.first = self.out.len();
+    }
+
+    fn group(&mut self, group: GroupRef<'_>) {
+        if self.out.len() > self.first {
+            self.out.push(b',');
+        }
+        write_group(&mut self.out, group);
+    }
 }
 
 fn render(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {

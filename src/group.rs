@@ -1,7 +1,9 @@
-//! The Group API's rules that need no storage: what a group is and which names are valid.
+//! The Group API's vocabulary and its rules that need no storage: what a group is, which names
+//! are valid, the changes a write can ask for ([`WriteOp`]) and what became of them
+//! ([`WriteOutcome`], [`Refusal`]).
 //!
-//! Validation lives here and only here, so the dispatcher and the storage agree by construction
-//! on what `createGroup` and `updateGroup` accept (SPEC §4).
+//! Validation lives here and only here, so the dispatcher and every storage backend agree by
+//! construction on what `createGroup` and `updateGroup` accept (SPEC §4).
 
 /// Longest name, in Unicode scalar values.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -51,6 +53,33 @@ pub fn name_is_valid(name: &str) -> bool {
 
 pub fn external_id_is_valid(external_id: &str) -> bool {
     external_id.chars().count() <= MAX_EXTERNAL_ID_CHARS
+}
+
+/// A change to the groups, already validated by the Group API rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Create {
+        name: String,
+        external_id: String,
+    },
+    /// `None` leaves a field unchanged.
+    Update {
+        id: u64,
+        name: Option<String>,
+        external_id: Option<String>,
+    },
+    Remove {
+        id: u64,
+    },
+}
+
+/// What one [`WriteOp`] did once its commit is durable (see [`crate::storage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created(u64),
+    Applied,
+    /// Nothing changed: no such group, or the name is taken.
+    Refused(Refusal),
 }
 
 /// Why a procedure reported failure (`false`). The wire's `false` carries no reason; MCP's

@@ -14,9 +14,11 @@
 //! - [`mcp`]: the Group API procedures as MCP tools: their schemas and their answers.
 //! - [`dispatch`]: requests → procedure calls. The method table, parameter binding and typing,
 //!   and the single mapping of storage failures to `-32603`.
-//! - [`group`]: the Group API's rules that need no storage (what a valid name is).
-//! - [`storage`]: redb tables, the id counter, the writer thread that commits durably, and the
-//!   groups it keeps in memory for `getGroup` and for unique names.
+//! - [`group`]: the Group API's vocabulary (groups, the writes and their outcomes) and the
+//!   rules that need no storage (what a valid name is).
+//! - [`storage`]: the seam every backend implements ([`storage::GroupStore`]), and the
+//!   backends: [`storage::embedded`] (redb tables, the id counter, the writer thread that
+//!   commits durably, the groups it keeps in memory for `getGroup` and for unique names).
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
 //! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
 //!   shutdown): TCP, the optional HTTP/1.1 listener for Kanboard's clients (one POST body is

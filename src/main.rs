@@ -21,7 +21,7 @@ use groupd::dispatch::Service;
 use groupd::limits::{self, Limits};
 use groupd::server;
 use groupd::session::Ending;
-use groupd::storage::Store;
+use groupd::storage::{self, GroupStore};
 
 /// Kanboard's Group API as newline-delimited JSON-RPC 2.0 over TCP and stdio, stored in redb.
 #[derive(Parser)]
@@ -384,7 +384,7 @@ async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
 }
 
 fn open(db: &std::path::Path, limits: Limits) -> Result<Arc<Service>, String> {
-    let store = Store::open(db).map_err(|e| e.to_string())?;
+    let store = storage::open(db).map_err(|e| e.to_string())?;
     Ok(Arc::new(Service::new(store, limits)))
 }
 

@@ -5,7 +5,8 @@
 
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::storage::{DiskFaults, Store};
+use groupd::storage::GroupStore;
+use groupd::storage::embedded::{DiskFaults, Store};
 
 struct Harness {
     service: Service,

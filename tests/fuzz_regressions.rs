@@ -13,7 +13,7 @@ use common::{PARSE_ERROR, line_matches};
 use groupd::connection;
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::storage::Store;
+use groupd::storage;
 use tokio_util::sync::CancellationToken;
 use wire::{Mode, answers, check_answer};
 
@@ -34,7 +34,7 @@ fn replay(hex: &str) -> String {
     };
     let mode = Mode::from(mode);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::open(&dir.path().join("groupd.redb")).expect("open the database");
+    let store = storage::open(&dir.path().join("groupd.redb")).expect("open the database");
     let service = Service::new(store, LIMITS);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use common::{Db, Server};
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::storage::Store;
+use groupd::storage::{self, GroupStore};
 
 /// A dispatcher on a fresh database in a temporary directory (kept while the guard lives).
 fn service() -> (Service, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("g.redb")).unwrap();
+    let store = storage::open(&dir.path().join("g.redb")).unwrap();
     (Service::new(store, Limits::default()), dir)
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::storage::{PowerCut, Store};
+use groupd::storage::embedded::{PowerCut, Store};
 use serde_json::Value;
 
 use common::{InFlight, Rng};

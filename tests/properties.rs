@@ -20,7 +20,7 @@ use groupd::connection::{self, End};
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
 use groupd::session::Session;
-use groupd::storage::Store;
+use groupd::storage;
 use proptest::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -54,7 +54,7 @@ fn service() -> (Service, TempDir) {
         tempfile::tempdir()
     }
     .expect("a temporary directory");
-    let store = Store::open(&dir.path().join("groupd.redb")).expect("open the database");
+    let store = storage::open(&dir.path().join("groupd.redb")).expect("open the database");
     (Service::new(store, LIMITS), dir)
 }
 

@@ -554,7 +554,8 @@ fn tempfile_in(dir: &std::path::Path) -> Result<PathBuf, String> {
 }
 
 async fn seed(db: &std::path::Path, groups: u64) -> Result<(), String> {
-    use groupd::storage::{Store, WriteOp, WriteOutcome};
+    use groupd::group::{WriteOp, WriteOutcome};
+    use groupd::storage::embedded::Store;
     let store = Store::open(db).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut made = 0;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use groupd::connection;
 use groupd::dispatch::Service;
 use groupd::limits::Limits;
-use groupd::storage::Store;
+use groupd::storage;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::sync::CancellationToken;
 use wire::{Mode, answers, check_answer, content_length_framed};
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     // A fresh database for every input keeps runs independent, so a finding replays alone.
     // It lives in memory-backed /dev/shm when there is one, where a commit's fsync is free.
     let dir = scratch_dir();
-    let store = Store::open(&dir.path().join("fuzz.redb")).expect("open a scratch database");
+    let store = storage::open(&dir.path().join("fuzz.redb")).expect("open a scratch database");
     let service = Service::new(store, LIMITS);
     let reader = mode.peer(input);
     let mut out = Vec::new();

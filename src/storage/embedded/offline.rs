@@ -12,10 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::{
-    GROUPS, META, NEXT_ID_KEY, OpenError, RollBack, SCHEMA_VERSION, StoreError, contained,
-    drop_contained, file, initialise, next_id, open_verified,
-};
+use super::schema::{GROUPS, META, NEXT_ID_KEY, RollBack, initialise, next_id, open_verified};
+use super::{OpenError, StoreError, contained, drop_contained, file};
 use crate::group::{Group, GroupRef};
 
 /// Groups written between two progress reports of a restore.
@@ -41,7 +39,7 @@ impl Offline {
     /// commit that does not verify is rolled back (what redb can repair); without it, that is
     /// reported as damage and the file is left as it is.
     pub fn open(path: &Path, repair: bool) -> Result<(Offline, CheckOutcome), OpenError> {
-        let unreadable = |e| OpenError::new(path, e);
+        let unreadable = |e| super::open_error(path, e);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -61,15 +59,7 @@ impl Offline {
             db: Some(db),
             path: path.to_path_buf(),
         };
-        match contained("the open", || initialise(offline.db()?)).map_err(unreadable)? {
-            SCHEMA_VERSION => {}
-            found => {
-                return Err(OpenError::Schema {
-                    path: path.to_path_buf(),
-                    found,
-                });
-            }
-        }
+        super::schema::check(path, offline.db().map_err(unreadable)?)?;
         let outcome = match rolled_back.load(Ordering::SeqCst) {
             true => CheckOutcome::RolledBack,
             false => CheckOutcome::Healthy,
@@ -181,7 +171,9 @@ pub fn restore(
     })?;
     let mut db = None;
     let written = contained("a restore", || {
-        let opened = db.insert(super::open_database(file::ZeroFilledFile::new(file)?)?);
+        let opened = db.insert(super::schema::open_database(file::ZeroFilledFile::new(
+            file,
+        )?)?);
         initialise(opened)?;
         write_all(opened, next_id, groups, progress)
     });
