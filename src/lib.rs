@@ -19,6 +19,8 @@
 //! - [`storage`]: the seam every backend implements ([`storage::GroupStore`]), and the
 //!   backends: [`storage::embedded`] (redb tables, the id counter, the writer thread that
 //!   commits durably, the groups it keeps in memory for `getGroup` and for unique names).
+//! - [`postgres`]: the same groups in PostgreSQL (SPEC §14): Kanboard's own table, shared by
+//!   many groupd processes, with group commit, reconnection and no cache.
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
 //! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
 //!   shutdown): TCP, the optional HTTP/1.1 listener for Kanboard's clients (one POST body is
@@ -44,6 +46,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod mcp;
 pub mod methods;
+pub mod postgres;
 pub mod server;
 pub mod session;
 pub mod storage;
