@@ -32,6 +32,8 @@ const WEAK_COMMIT_LEVELS: [&str; 3] = ["off", "local", "remote_write"];
 pub(crate) struct Statements {
     /// `(name, external_id)` → the new id, or no row when the name is taken.
     pub create: Statement,
+    /// `(names[], external_ids[])` → `(id, name)` of those inserted, ids in the arrays' order.
+    pub create_many: Statement,
     /// `(id, name?, external_id?, name_valid)` → `(found, changed, taken, current_name)`.
     pub update: Statement,
     /// `(id)` → one row when removed.
@@ -44,6 +46,12 @@ pub(crate) struct Statements {
 
 const CREATE: &str = "INSERT INTO groups (name, external_id) VALUES ($1, $2) \
      ON CONFLICT (name) DO NOTHING RETURNING id::int8";
+
+/// The rows are inserted, and their ids drawn, in the order of the arrays. A name that appears
+/// twice is inserted once (`DO NOTHING` also covers rows of the same statement).
+const CREATE_MANY: &str = "INSERT INTO groups (name, external_id) \
+     SELECT n, e FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (n, e, i) ORDER BY i \
+     ON CONFLICT (name) DO NOTHING RETURNING id::int8, name::text";
 
 /// One statement, so that a round stays one round trip. A rename to the group's current name is
 /// accepted whatever its length (SPEC §14: Kanboard may have written it); another invalid name,
@@ -116,16 +124,17 @@ pub(crate) async fn connect(target: &Target) -> Result<Client, PgError> {
 
 /// Prepares every statement in one round trip.
 async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
-    let (create, update, remove, get_many, all) = futures_util::future::join5(
+    let (create, create_many, update, remove, get_many, all) = tokio::join!(
         client.prepare_typed(CREATE, &[Type::TEXT, Type::TEXT]),
+        client.prepare_typed(CREATE_MANY, &[Type::TEXT_ARRAY, Type::TEXT_ARRAY]),
         client.prepare_typed(UPDATE, &[Type::INT8, Type::TEXT, Type::TEXT, Type::BOOL]),
         client.prepare_typed(REMOVE, &[Type::INT8]),
         client.prepare_typed(GET_MANY, &[Type::INT8_ARRAY]),
         client.prepare_typed(ALL, &[]),
-    )
-    .await;
+    );
     Ok(Statements {
         create: create?,
+        create_many: create_many?,
         update: update?,
         remove: remove?,
         get_many: get_many?,

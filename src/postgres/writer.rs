@@ -6,6 +6,7 @@
 //! reads every answer before telling anyone. Rounds never interleave: the order in which
 //! rounds arrived is the order in which they commit.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -240,18 +241,15 @@ async fn transaction(
     rounds: &[&[Planned]],
 ) -> Result<Vec<Vec<WriteOutcome>>, Failure> {
     let client = &session.client;
+    let flat: Vec<&Planned> = rounds.iter().flat_map(|round| round.iter()).collect();
+    let pieces = pieces(&flat);
     let mut requests: Vec<Answer<'_>> = Vec::new();
     requests.push(Box::pin(async move {
         client.batch_execute("BEGIN").await.map(|()| Vec::new())
     }));
-    requests.extend(
-        rounds
-            .iter()
-            .flat_map(|round| round.iter())
-            .filter_map(|planned| statement(session, planned)),
-    );
+    requests.extend(pieces.iter().filter_map(|piece| statement(session, piece)));
     if requests.len() == 1 {
-        return decode(rounds, Vec::new());
+        return decode(rounds, &pieces, Vec::new());
     }
     requests.push(Box::pin(async move {
         client.batch_execute("COMMIT").await.map(|()| Vec::new())
@@ -279,7 +277,26 @@ async fn transaction(
     }
     answers.pop(); // COMMIT's
     let rows = answers.into_iter().skip(1).flatten().collect();
-    decode(rounds, rows)
+    decode(rounds, &pieces, rows)
+}
+
+/// The operations of a transaction cut into the pieces that get one statement each: a run of
+/// consecutive creates (one multi-row `INSERT`: with 64 callers creating, a round is one
+/// statement), or one update or removal. A piece whose answer is known gets none.
+fn pieces<'p, 'f>(flat: &'f [&'p Planned]) -> Vec<&'f [&'p Planned]> {
+    let is_create = |p: &&Planned| matches!(p, Planned::Create { .. });
+    let mut pieces = Vec::new();
+    let mut rest = flat;
+    while let Some(first) = rest.first() {
+        let len = match is_create(first) {
+            true => rest.iter().take_while(|p| is_create(p)).count(),
+            false => 1,
+        };
+        let (piece, after) = rest.split_at(len);
+        pieces.push(piece);
+        rest = after;
+    }
+    pieces
 }
 
 /// Awaits every request and returns their answers in order. Each is first polled, and so sent,
@@ -319,46 +336,89 @@ fn is_conflict(code: &SqlState) -> bool {
     .contains(code)
 }
 
-/// The statement for `planned`, sent when first polled; `None` when its answer is known.
-fn statement<'a>(session: &'a Session, planned: &'a Planned) -> Option<Answer<'a>> {
+/// The statement for `piece`, sent when first polled; `None` when its answer is known.
+fn statement<'a>(session: &'a Session, piece: &[&'a Planned]) -> Option<Answer<'a>> {
     let (client, s) = (&session.client, &session.statements);
-    Some(match planned {
-        Planned::Known(_) => return None,
-        Planned::Create { name, external_id } => {
+    Some(match piece {
+        [Planned::Known(_)] | [] => return None,
+        [Planned::Create { name, external_id }] => {
             Box::pin(async move { client.query(&s.create, &[name, external_id]).await })
         }
-        Planned::Update {
-            id,
-            name,
-            external_id,
-            name_valid,
-        } => Box::pin(async move {
+        [
+            Planned::Update {
+                id,
+                name,
+                external_id,
+                name_valid,
+            },
+        ] => Box::pin(async move {
             let params: [&(dyn ToSql + Sync); 4] = [id, name, external_id, name_valid];
             client.query(&s.update, &params).await
         }),
-        Planned::Remove { id } => Box::pin(async move { client.query(&s.remove, &[id]).await }),
+        [Planned::Remove { id }] => Box::pin(async move { client.query(&s.remove, &[id]).await }),
+        creates => {
+            let (mut names, mut external_ids) = (Vec::new(), Vec::new());
+            for planned in creates {
+                if let Planned::Create { name, external_id } = planned {
+                    names.push(name.as_str());
+                    external_ids.push(external_id.as_str());
+                }
+            }
+            Box::pin(async move { client.query(&s.create_many, &[&names, &external_ids]).await })
+        }
     })
 }
 
-/// The outcome of each operation from the rows of its statement, in order.
-fn decode(rounds: &[&[Planned]], rows: Vec<Vec<Row>>) -> Result<Vec<Vec<WriteOutcome>>, Failure> {
+/// The outcome of each operation of each round, from the rows of each piece's statement.
+fn decode(
+    rounds: &[&[Planned]],
+    pieces: &[&[&Planned]],
+    rows: Vec<Vec<Row>>,
+) -> Result<Vec<Vec<WriteOutcome>>, Failure> {
     let mut rows = rows.into_iter();
-    let mut outcomes = Vec::with_capacity(rounds.len());
-    for round in rounds {
-        let mut these = Vec::with_capacity(round.len());
-        for planned in *round {
-            let outcome = match planned {
-                Planned::Known(outcome) => *outcome,
-                _ => {
-                    let Some(rows) = rows.next() else {
-                        return Err(unreadable("a statement's answer is missing"));
-                    };
-                    outcome(planned, &rows)?
-                }
-            };
-            these.push(outcome);
+    let mut flat = Vec::new();
+    for piece in pieces {
+        if let [Planned::Known(outcome)] = piece {
+            flat.push(*outcome);
+            continue;
         }
-        outcomes.push(these);
+        let Some(rows) = rows.next() else {
+            return Err(unreadable("a statement's answer is missing"));
+        };
+        match piece {
+            [one] => flat.push(outcome(one, &rows)?),
+            creates => flat.extend(created(creates, &rows)?),
+        }
+    }
+    let mut flat = flat.into_iter();
+    let outcomes = rounds
+        .iter()
+        .map(|round| flat.by_ref().take(round.len()).collect())
+        .collect();
+    Ok(outcomes)
+}
+
+/// The outcomes of a run of creates from the `(id, name)` rows of those inserted: a name
+/// inserted goes to its first create, a later create of the same name finds it taken.
+fn created(creates: &[&Planned], rows: &[Row]) -> Result<Vec<WriteOutcome>, Failure> {
+    let column = |e: tokio_postgres::Error| unreadable(&describe(&e));
+    let mut ids = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get(0).map_err(column)?;
+        let name: String = row.try_get(1).map_err(column)?;
+        ids.insert(name, id);
+    }
+    let mut outcomes = Vec::with_capacity(creates.len());
+    for planned in creates {
+        let Planned::Create { name, .. } = planned else {
+            return Err(unreadable("a run of creates holds another operation"));
+        };
+        outcomes.push(match ids.remove(name) {
+            Some(id) => WriteOutcome::Created(
+                u64::try_from(id).map_err(|_| unreadable("the new id is negative"))?,
+            ),
+            None => WriteOutcome::Refused(Refusal::NameTaken),
+        });
     }
     Ok(outcomes)
 }
