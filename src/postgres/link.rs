@@ -148,7 +148,7 @@ struct Attempts {
     retry_at: Option<Instant>,
     backoff: Duration,
     /// Why the last attempt failed: the answer to calls during the backoff.
-    last_error: String,
+    last_error: PgError,
 }
 
 /// A connection slot shared by the calls that use it.
@@ -167,7 +167,7 @@ impl Link {
             attempts: tokio::sync::Mutex::new(Attempts {
                 retry_at: None,
                 backoff: MIN_BACKOFF,
-                last_error: String::new(),
+                last_error: PgError::Unavailable("not connected yet".into()),
             }),
         }
     }
@@ -200,7 +200,7 @@ impl Link {
             return Ok(session); // another call connected while this one waited
         }
         if attempts.retry_at.is_some_and(|at| Instant::now() < at) {
-            return Err(PgError::Unavailable(attempts.last_error.clone()));
+            return Err(attempts.last_error.clone());
         }
         let opened = tokio::time::timeout_at(deadline, Session::open(&self.target)).await;
         match opened {
@@ -213,17 +213,18 @@ impl Link {
                 Ok(session)
             }
             Ok(Err(e)) => {
-                attempts.last_error = e.to_string();
+                attempts.last_error = e.clone();
                 attempts.retry_at = Some(Instant::now() + attempts.backoff);
                 attempts.backoff = (attempts.backoff * 2).min(MAX_BACKOFF);
                 tracing::debug!(error = %e, "connection attempt failed");
                 Err(e)
             }
             Err(_) => {
-                attempts.last_error = format!("connecting to {} timed out", self.target.shown);
+                let why = format!("connecting to {} timed out", self.target.shown);
+                attempts.last_error = PgError::Unavailable(why);
                 attempts.retry_at = Some(Instant::now() + attempts.backoff);
                 attempts.backoff = (attempts.backoff * 2).min(MAX_BACKOFF);
-                Err(PgError::Unavailable(attempts.last_error.clone()))
+                Err(attempts.last_error.clone())
             }
         }
     }
