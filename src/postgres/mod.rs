@@ -255,13 +255,16 @@ async fn first_connection(
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     let mut pause = Duration::from_millis(50);
+    let mut why = String::new();
     loop {
-        let why = match tokio::time::timeout_at(deadline, link::connect(target)).await {
+        match tokio::time::timeout_at(deadline, link::connect(target)).await {
             Ok(Ok(client)) => return Ok(client),
-            Ok(Err(PgError::Unavailable(why))) => why,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "connection attempt timed out".to_owned(),
-        };
+            Ok(Err(PgError::Unavailable(e))) => why = e,
+            Ok(Err(e)) => why = e.to_string(),
+            // The last attempt, cut short by the deadline: the one before it says more.
+            Err(_) if why.is_empty() => why = "connection attempt timed out".to_owned(),
+            Err(_) => {}
+        }
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return Err(PgError::Unreachable {
