@@ -586,3 +586,40 @@ async fn a_weak_synchronous_commit_is_raised_on_groupds_sessions() {
         "no SET before the insert in:\n{log}"
     );
 }
+
+/// `sslmode=require` encrypts (the server takes nothing else here); `verify-full` checks the
+/// certificate against `sslrootcert` and the host name, and refuses one it cannot trust.
+#[tokio::test]
+async fn tls_is_used_as_the_url_says() {
+    let Some((pg, ca)) = Cluster::start_tls() else {
+        return;
+    };
+    let port = pg.port;
+    let quick = Duration::from_millis(500);
+    let url =
+        |host: &str, params: &str| format!("postgres://postgres@{host}:{port}/postgres?{params}");
+    let plain = PgStore::connect(&url("127.0.0.1", "sslmode=disable"), quick).await;
+    assert!(
+        matches!(plain, Err(PgError::Unreachable { .. })),
+        "the server refuses plain text"
+    );
+    let store = PgStore::connect(&url("127.0.0.1", "sslmode=require"), CONNECT)
+        .await
+        .unwrap();
+    assert_eq!(one(&store, create("over TLS")).await, Created(1));
+    let root = format!("sslmode=verify-full&sslrootcert={}", ca.display());
+    let verified = PgStore::connect(&url("localhost", &root), CONNECT)
+        .await
+        .unwrap();
+    assert_eq!(
+        verified.all_groups().await.unwrap(),
+        [group(1, "over TLS", "")]
+    );
+    // Public CAs do not vouch for a self-signed certificate.
+    let untrusted = PgStore::connect(&url("localhost", "sslmode=verify-full"), quick).await;
+    assert!(
+        matches!(untrusted, Err(PgError::Unreachable { .. })),
+        "{:?}",
+        untrusted.as_ref().err()
+    );
+}

@@ -98,8 +98,49 @@ impl Cluster {
         Cluster::start_with(&[])
     }
 
+    /// A new cluster that takes TLS connections only, its certificate (for `localhost` and
+    /// 127.0.0.1) signed by a throw-away CA; the CA certificate's path (for `sslrootcert`).
+    pub fn start_tls() -> Option<(Cluster, PathBuf)> {
+        Cluster::build(&["ssl=on"], |data, owner| {
+            std::fs::write(
+                data.join("san.ext"),
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            )
+            .unwrap();
+            for args in [
+                "req -new -x509 -days 2 -nodes -subj /CN=groupd-test-ca -keyout ca.key -out ca.crt",
+                "req -new -nodes -subj /CN=localhost -keyout server.key -out server.csr",
+                "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                 -extfile san.ext -out server.crt",
+            ] {
+                let mut openssl = Command::new("openssl");
+                openssl.args(args.split_whitespace());
+                as_owner(&mut openssl, owner);
+                output(openssl.current_dir(data));
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n\
+                 local all all trust\n",
+            )
+            .unwrap();
+        })
+        .map(|cluster| {
+            let ca = cluster.data_dir().join("ca.crt");
+            (cluster, ca)
+        })
+    }
+
     /// A new cluster with `-c NAME=VALUE` settings.
     pub fn start_with(settings: &[&str]) -> Option<Cluster> {
+        Cluster::build(settings, |_, _| {})
+    }
+
+    /// initdb, then `prepare(data_dir, owner)`, then start.
+    fn build(
+        settings: &[&str],
+        prepare: impl FnOnce(&Path, Option<(u32, u32)>),
+    ) -> Option<Cluster> {
         let bin = binaries()?;
         let dir = tempfile::tempdir().unwrap();
         let owner = owner();
@@ -118,6 +159,7 @@ impl Cluster {
             .arg(dir.path().join("data"));
         as_owner(&mut initdb, owner);
         output(&mut initdb);
+        prepare(&dir.path().join("data"), owner);
         let mut cluster = Cluster {
             dir,
             bin,
