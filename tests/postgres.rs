@@ -623,3 +623,114 @@ async fn tls_is_used_as_the_url_says() {
         untrusted.as_ref().err()
     );
 }
+
+/// A TCP proxy in front of PostgreSQL that can cut its connections and then take new ones
+/// without ever answering: a server that is there but silent (a hung host, a dead pooler).
+struct Proxy {
+    port: u16,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut = Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (is_silent, cuts) = (Arc::clone(&silent), Arc::clone(&cut));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_silent.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(client); // accepted, never answered
+                    continue;
+                }
+                let cut = cuts.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, silent, cut }
+    }
+
+    /// Cuts every connection, and answers none from now on.
+    fn go_silent(&self) {
+        self.silent.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = tokio_util::sync::CancellationToken::new();
+    }
+
+    fn forward(&self) {
+        self.silent
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A server that accepts connections but never answers: every call, queued writes included,
+/// fails within the 3 s connection wait (counted from its own arrival); once the server
+/// answers again the same store serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_call_waits_more_than_three_seconds_for_a_connection() {
+    let Some(pg) = Cluster::start() else { return };
+    pg.database("silent");
+    let proxy = Proxy::start(pg.port).await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/silent", proxy.port);
+    let store = Arc::new(PgStore::connect(&url, CONNECT).await.unwrap());
+    assert_eq!(one(&store, create("before")).await, Created(1));
+    assert_eq!(store.get_many(&[1]).await.unwrap().len(), 1);
+    proxy.go_silent();
+    let mut calls = Vec::new();
+    for i in 0..8u64 {
+        let store = Arc::clone(&store);
+        calls.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300 * i)).await;
+            let started = Instant::now();
+            let failed = match i % 2 {
+                0 => store
+                    .write(vec![create(&format!("during {i}"))])
+                    .await
+                    .is_err(),
+                _ => store.get_many(&[1]).await.is_err(),
+            };
+            (i, failed, started.elapsed())
+        }));
+    }
+    for call in calls {
+        let (i, failed, took) = call.await.unwrap();
+        assert!(failed, "call {i} answered by a silent server");
+        assert!(took < Duration::from_millis(3300), "call {i} held {took:?}");
+    }
+    proxy.forward();
+    let back = Instant::now();
+    while store.write(vec![create("after")]).await.is_err() {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "no service 5 s after"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while store.get_many(&[1]).await.is_err() {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "no reads 5 s after"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "served again {:?} after the server answered again",
+        back.elapsed()
+    );
+}
