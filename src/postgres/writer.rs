@@ -1,9 +1,10 @@
 //! The writer task: group commit over one connection.
 //!
 //! It takes every round waiting (up to [`MAX_ROUND_OPS`] operations), sends `BEGIN`, one
-//! prepared statement per operation and `COMMIT` without waiting between them (tokio-postgres
-//! sends a query when its future is first polled, and the futures are polled together), and
-//! reads every answer before telling anyone. Rounds never interleave: the order in which
+//! prepared statement per update or removal and one per run of consecutive creates, and
+//! `COMMIT`, without waiting between them (tokio-postgres sends a query when its future is
+//! first polled, and [`in_order`] polls them all, in order, at once), and reads every answer
+//! before telling anyone. Rounds never interleave: the order in which
 //! rounds arrived is the order in which they commit.
 
 use std::collections::HashMap;
