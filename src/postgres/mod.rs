@@ -14,8 +14,8 @@
 //!   so a read sees every write any process acknowledged before it (a `pg_notify`-kept cache
 //!   cut 64-client inserts from 24k to 5.2k/s when measured for issue #16).
 //! - When PostgreSQL is unreachable, calls get an error at once or within [`CONNECTION_WAIT`];
-//!   each slot reconnects on the next call, pausing at most one second (`link::MAX_BACKOFF`) between
-//!   attempts, so service is back within about a second of a writable primary.
+//!   each slot reconnects on the next call, pausing at most one second (`link::MAX_BACKOFF`)
+//!   between attempts, so service is back within about a second of a writable primary.
 //!
 //! Modules: `url` (the URL, TLS and the password that must not be logged), `schema` (the
 //! table: created or checked), `link` (a session, its statements and its reconnection),

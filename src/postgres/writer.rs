@@ -174,11 +174,13 @@ async fn commit_round(link: &Link, jobs: Vec<Job>, stats: &Stats) {
         }
         Err(Failure::Unknown(why)) => {
             link.discard(&session);
-            tracing::error!(calls = all.len(), %why, "commit outcome unknown; its calls get an error");
+            let rounds = jobs.len();
+            tracing::error!(rounds, %why, "commit outcome unknown; its calls get an error");
             answer_all(jobs, &PgError::OutcomeUnknown(why));
         }
         Err(Failure::Rejected { conflict, why }) => {
-            tracing::debug!(conflict, %why, rounds = jobs.len(), "round rolled back; replaying one round per transaction");
+            let rounds = jobs.len();
+            tracing::debug!(conflict, %why, rounds, "rolled back; replaying one round per transaction");
             for (job, plan) in jobs.into_iter().zip(&plans) {
                 let outcome = replay(link, plan, stats).await;
                 if let Err(e) = &outcome {
