@@ -281,8 +281,10 @@ fn in_process(db: &Path, request: &str) -> Result<String, CallError> {
         .build()
         .map_err(|e| CallError::Database(format!("cannot start the runtime: {e}")))?;
     let mut answer = Vec::new();
-    runtime.block_on(service.handle_line(request.as_bytes(), &mut answer));
-    service.store().close();
+    runtime.block_on(async {
+        service.handle_line(request.as_bytes(), &mut answer).await;
+        service.store().close().await;
+    });
     String::from_utf8(answer).map_err(|e| CallError::BadAnswer(e.to_string()))
 }
 

@@ -623,14 +623,12 @@ fn prepare(procedure: Procedure, args: &Args<'_>) -> Result<Call, RpcError> {
             let id = group_id(args[0])?;
             let name = text(args[1], "name")?;
             let external_id = text(args[2], "external_id")?;
-            let name_ok = name.as_deref().is_none_or(group::name_is_valid);
+            // The new name is checked by storage, against the current one (group::rename_is_valid).
             let external_id_ok = external_id
                 .as_deref()
                 .is_none_or(group::external_id_is_valid);
             if id == 0 {
                 Call::Refuse(Refusal::NoSuchGroup)
-            } else if !name_ok {
-                Call::Refuse(Refusal::InvalidName)
             } else if !external_id_ok {
                 Call::Refuse(Refusal::InvalidExternalId)
             } else {

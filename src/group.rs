@@ -51,6 +51,13 @@ pub fn name_is_valid(name: &str) -> bool {
     !name.chars().all(char::is_whitespace) && name.chars().count() <= MAX_NAME_CHARS
 }
 
+/// Whether a group called `current` may be renamed `new`: to a valid name, or to its own name,
+/// which a row written by Kanboard into PostgreSQL may hold whatever its length (SPEC §14).
+/// Every backend applies this, since only storage knows the current name.
+pub fn rename_is_valid(current: &str, new: &str) -> bool {
+    new == current || name_is_valid(new)
+}
+
 pub fn external_id_is_valid(external_id: &str) -> bool {
     external_id.chars().count() <= MAX_EXTERNAL_ID_CHARS
 }

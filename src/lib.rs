@@ -18,9 +18,9 @@
 //!   rules that need no storage (what a valid name is).
 //! - [`storage`]: the seam every backend implements ([`storage::GroupStore`]), and the
 //!   backends: [`storage::embedded`] (redb tables, the id counter, the writer thread that
-//!   commits durably, the groups it keeps in memory for `getGroup` and for unique names).
-//! - [`postgres`]: the same groups in PostgreSQL (SPEC §14): Kanboard's own table, shared by
-//!   many groupd processes, with group commit, reconnection and no cache.
+//!   commits durably, the groups it keeps in memory for `getGroup` and for unique names) and
+//!   [`storage::postgres`] (Kanboard's own table in PostgreSQL, shared by many groupd
+//!   processes, with group commit, reconnection and no cache; SPEC §14).
 //! - [`connection`]: one conversation (a socket or stdio): read, answer in order, flush.
 //! - [`server`]: the listeners and the rules they share (connection slots, token, graceful
 //!   shutdown): TCP, the optional HTTP/1.1 listener for Kanboard's clients (one POST body is
@@ -46,7 +46,6 @@ pub mod lifecycle;
 pub mod limits;
 pub mod mcp;
 pub mod methods;
-pub mod postgres;
 pub mod server;
 pub mod session;
 pub mod storage;

@@ -80,9 +80,13 @@ enum Command {
 
 #[derive(Args)]
 struct DbArg {
-    /// Database file; created when missing.
+    /// Database: a file (created when missing), or a PostgreSQL URL
+    /// (postgres://USER:PASSWORD@HOST[,HOST2]/DB?target_session_attrs=read-write).
     #[arg(long, env = "GROUPD_DB", default_value = "groupd.redb")]
-    db: PathBuf,
+    db: String,
+    /// Seconds to keep trying an unreachable PostgreSQL at start before giving up (exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    connect_timeout: u64,
 }
 
 #[derive(Args)]
@@ -294,7 +298,7 @@ fn run(cli: Cli, addresses: Addresses) -> Result<ExitCode, String> {
                 };
                 let listen = (listen, addresses.tcp);
                 let http = http.map(|http| (http, addresses.http));
-                serve(listen, http, security.token_file, db.db, limits).await?;
+                serve(listen, http, security.token_file, db, limits).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Stdio { db, limits: l } => {
@@ -303,7 +307,7 @@ fn run(cli: Cli, addresses: Addresses) -> Result<ExitCode, String> {
                     max_batch: l.max_batch,
                     ..Limits::default()
                 };
-                stdio(db.db, limits).await
+                stdio(db, limits).await
             }
             Command::Call(_) | Command::Check(_) | Command::Dump(_) | Command::Restore(_) => {
                 unreachable!("these commands are run by main before logging starts")
@@ -324,7 +328,7 @@ async fn serve(
     listen: Listen,
     http: Option<Listen>,
     token_file: Option<PathBuf>,
-    db: PathBuf,
+    db: DbArg,
     limits: Limits,
 ) -> Result<(), String> {
     let token = match token_file {
@@ -336,8 +340,8 @@ async fn serve(
         Some(http) => Some(bind(http).await?),
         None => None,
     };
-    let service = open(&db, limits)?;
-    info!(db = %db.display(), "listening on {local}");
+    let service = open(&db, limits).await?;
+    info!(db = %storage::shown(&db.db), "listening on {local}");
     if let Some((_, local)) = &http {
         info!("http listening on {local}");
     }
@@ -347,7 +351,7 @@ async fn serve(
     };
     let shutdown = on_signal();
     server::serve(listeners, Arc::clone(&service), token, shutdown).await;
-    close(service)?;
+    close(service).await?;
     info!("shut down cleanly");
     Ok(())
 }
@@ -362,11 +366,11 @@ async fn bind((given, addrs): &Listen) -> Result<(TcpListener, SocketAddr), Stri
 
 /// Serves stdin/stdout. Exits 0 at EOF or on a signal, and after `exit`: 0 when `shutdown` came
 /// first, 1 otherwise (SPEC §11).
-async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
-    let service = open(&db, limits)?;
-    info!(db = %db.display(), "serving on stdin/stdout");
+async fn stdio(db: DbArg, limits: Limits) -> Result<ExitCode, String> {
+    let service = open(&db, limits).await?;
+    info!(db = %storage::shown(&db.db), "serving on stdin/stdout");
     let result = server::serve_stdio(Arc::clone(&service), on_signal()).await;
-    let closed = close(service);
+    let closed = close(service).await;
     let end = result.map_err(|e| format!("stdio failed: {e}"))?;
     closed?;
     match end {
@@ -383,16 +387,19 @@ async fn stdio(db: PathBuf, limits: Limits) -> Result<ExitCode, String> {
     }
 }
 
-fn open(db: &std::path::Path, limits: Limits) -> Result<Arc<Service>, String> {
-    let store = storage::open(db).map_err(|e| e.to_string())?;
+async fn open(db: &DbArg, limits: Limits) -> Result<Arc<Service>, String> {
+    let timeout = Duration::from_secs(db.connect_timeout);
+    let store = storage::connect(&db.db, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Arc::new(Service::new(store, limits)))
 }
 
 /// Waits for queued writes to commit and stops the writer. Connections that outlived the grace
 /// period still hold the service; their writes then fail instead of being acknowledged.
 /// After a storage fault (SPEC §13) the shutdown is not a clean one: exit status 1.
-fn close(service: Arc<Service>) -> Result<(), String> {
-    service.store().close();
+async fn close(service: Arc<Service>) -> Result<(), String> {
+    service.store().close().await;
     match service.store().fault() {
         Some(fault) => Err(format!(
             "stopped after a storage fault ({fault}); writes were refused since then; check the database with `groupd check`"
@@ -405,34 +412,43 @@ fn close(service: Arc<Service>) -> Result<(), String> {
 fn on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    // The handlers are installed here, before anything is served: installed by the task below,
+    // they could come after a first answer, and a signal then would kill the process uncleanly.
+    let signal = signal_received();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signal.await;
         info!("shutting down");
         cancel.cancel();
     });
     token
 }
 
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves at the first signal.
 #[cfg(unix)]
-async fn wait_for_signal() {
+fn signal_received() -> impl Future<Output = ()> + Send {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+fn signal_received() -> impl Future<Output = ()> + Send {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

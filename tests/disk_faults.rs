@@ -220,7 +220,7 @@ async fn a_panic_in_the_engine_is_contained_and_ends_writes() {
         .call(r#"{"jsonrpc":"2.0","method":"createGroup","id":6,"params":[""]}"#)
         .await;
     assert_eq!(invalid, r#"{"jsonrpc":"2.0","id":6,"result":false}"#);
-    h.service.store().close();
+    h.service.store().close().await;
     assert!(h.service.store().fault().is_some());
 }
 

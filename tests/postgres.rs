@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use groupd::group::{Group, Refusal};
-use groupd::postgres::{PgError, PgStore};
-use groupd::storage::{WriteOp, WriteOutcome};
+use groupd::group::{WriteOp, WriteOutcome};
+use groupd::storage::postgres::{PgError, PgStore};
 use postgres::Cluster;
 
 const CONNECT: Duration = Duration::from_secs(10);

@@ -8,8 +8,8 @@ mod postgres;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use groupd::postgres::PgStore;
-use groupd::storage::{WriteOp, WriteOutcome};
+use groupd::group::{WriteOp, WriteOutcome};
+use groupd::storage::postgres::PgStore;
 use postgres::Cluster;
 
 /// How long each timed phase runs.

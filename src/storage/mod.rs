@@ -4,6 +4,8 @@
 //!
 //! The backends:
 //! - [`embedded`]: the default, one redb file on this machine (SPEC §4, §13).
+//! - [`postgres`]: Kanboard's `groups` table in PostgreSQL, for many groupd processes over one
+//!   directory (SPEC §14).
 //!
 //! # The contract every backend keeps (SPEC §4)
 //!
@@ -28,10 +30,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::group::{GroupRef, WriteOp, WriteOutcome};
 
 pub mod embedded;
+pub mod postgres;
 
 /// Why a database could not be opened. Each is fatal at start-up (exit status 1).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,10 @@ pub enum OpenError {
     Damaged { path: PathBuf, why: String },
     #[error("no database at {0}")]
     Missing(PathBuf),
+    /// PostgreSQL unreachable within the connect timeout, or its table does not fit; the text
+    /// names the URL (without its password) and what is wrong.
+    #[error("{0}")]
+    Postgres(String),
 }
 
 /// A failed read or write. Its details are for the log; clients only learn "Internal error".
@@ -134,17 +142,44 @@ pub trait GroupStore: Send + Sync {
     fn fault(&self) -> Option<String>;
 
     /// Waits for the writes already queued and lets the database go. Later writes fail.
-    fn close(&self);
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// The backend a server runs on, chosen by `--db`.
 pub enum Backend {
     Embedded(embedded::Store),
+    Postgres(postgres::PgStore),
 }
 
-/// Opens the database `db` names (creating an embedded one when missing).
+/// Opens the embedded database file at `db`, creating it when missing.
 pub fn open(db: &Path) -> Result<Backend, OpenError> {
     embedded::Store::open(db).map(Backend::Embedded)
+}
+
+/// Whether `--db` names a PostgreSQL database rather than a file (SPEC §14).
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// Opens what `db` names: a PostgreSQL URL (retried for up to `connect_timeout`), or else an
+/// embedded database file.
+pub async fn connect(db: &str, connect_timeout: Duration) -> Result<Backend, OpenError> {
+    if is_postgres_url(db) {
+        let store = postgres::PgStore::connect(db, connect_timeout).await;
+        return store
+            .map(Backend::Postgres)
+            .map_err(|e| OpenError::Postgres(e.to_string()));
+    }
+    open(Path::new(db))
+}
+
+/// What `--db` names, for the log: a path, or a URL without its password.
+pub fn shown(db: &str) -> String {
+    if is_postgres_url(db) {
+        postgres::redact(db)
+    } else {
+        db.to_owned()
+    }
 }
 
 impl From<embedded::Store> for Backend {
@@ -157,6 +192,7 @@ impl GroupStore for Backend {
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         match self {
             Backend::Embedded(store) => store.write(ops).await,
+            Backend::Postgres(store) => GroupStore::write(store, ops).await,
         }
     }
 
@@ -166,36 +202,42 @@ impl GroupStore for Backend {
     {
         match self {
             Backend::Embedded(store) => GroupStore::get_each(store, ids, look).await,
+            Backend::Postgres(store) => GroupStore::get_each(store, ids, look).await,
         }
     }
 
     async fn visit_all<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
         match self {
             Backend::Embedded(store) => GroupStore::visit_all(store, visitor).await,
+            Backend::Postgres(store) => GroupStore::visit_all(store, visitor).await,
         }
     }
 
     async fn visit_dump<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
         match self {
             Backend::Embedded(store) => GroupStore::visit_dump(store, visitor).await,
+            Backend::Postgres(store) => GroupStore::visit_dump(store, visitor).await,
         }
     }
 
     fn stats(&self) -> StoreStats {
         match self {
             Backend::Embedded(store) => store.stats(),
+            Backend::Postgres(store) => store.stats(),
         }
     }
 
     fn fault(&self) -> Option<String> {
         match self {
             Backend::Embedded(store) => store.fault(),
+            Backend::Postgres(store) => GroupStore::fault(store),
         }
     }
 
-    fn close(&self) {
+    async fn close(&self) {
         match self {
             Backend::Embedded(store) => store.close(),
+            Backend::Postgres(store) => store.close().await,
         }
     }
 }

@@ -29,9 +29,14 @@ impl Server {
     pub fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("groupd.redb");
+        Server::start_on(dir, db.to_str().expect("path"), args)
+    }
+
+    /// `groupd serve --listen 127.0.0.1:0 --db DB ARGS…` (a file in `dir`, or a PostgreSQL URL),
+    /// once it listens.
+    pub fn start_on(dir: tempfile::TempDir, db: &str, args: &[&str]) -> Server {
         let mut child = Command::new(GROUPD)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("GROUPD_TOKEN_FILE")
@@ -72,6 +77,12 @@ impl Server {
 
     pub fn connect(&self) -> Conn {
         Conn::tcp(self.addr)
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
     }
 }
 

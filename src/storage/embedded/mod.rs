@@ -645,7 +645,7 @@ impl GroupStore for Store {
         Store::fault(self)
     }
 
-    fn close(&self) {
+    async fn close(&self) {
         Store::close(self)
     }
 }

@@ -15,7 +15,7 @@ use super::mirror::Change;
 use super::names::NameIndex;
 use super::schema::{GROUPS, META, NEXT_ID_KEY, next_id};
 use super::{Shared, StoreError};
-use crate::group::{Refusal, WriteOp, WriteOutcome};
+use crate::group::{self, Refusal, WriteOp, WriteOutcome};
 
 /// Calls folded into one commit at most, so one commit's latency stays bounded.
 const MAX_CALLS_PER_COMMIT: usize = 4096;
@@ -242,6 +242,9 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                     return Ok(WriteOutcome::Refused(Refusal::NoSuchGroup));
                 };
                 let new_name = name.as_deref().unwrap_or(&old_name);
+                if !group::rename_is_valid(&old_name, new_name) {
+                    return Ok(WriteOutcome::Refused(Refusal::InvalidName));
+                }
                 if new_name != old_name {
                     if !names.insert_new(new_name, *id) {
                         return Ok(WriteOutcome::Refused(Refusal::NameTaken));

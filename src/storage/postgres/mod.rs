@@ -32,8 +32,8 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::group::Group;
-use crate::storage::{StoreStats, WriteOp, WriteOutcome};
+use crate::group::{Group, GroupRef, WriteOp, WriteOutcome};
+use crate::storage::{GroupStore, StateInfo, StoreError, StoreStats, Visitor};
 
 mod link;
 mod schema;
@@ -179,6 +179,31 @@ impl PgStore {
         rows.iter().map(group_of).collect()
     }
 
+    /// Every group by id, and the next id, from one snapshot (an online dump, SPEC §13).
+    pub async fn dump(&self) -> Result<(u64, Vec<Group>), PgError> {
+        let rows = self.read(|s| &s.dump, &[]).await?;
+        let bad = |e: tokio_postgres::Error| {
+            PgError::Database(format!("reading a dump: {}", describe(&e)))
+        };
+        let next_id: i64 = match rows.first() {
+            Some(row) => row.try_get(0).map_err(bad)?,
+            None => 1,
+        };
+        let mut groups = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<i64> = row.try_get(1).map_err(bad)?;
+            let Some(id) = id.and_then(|id| u64::try_from(id).ok()) else {
+                continue;
+            };
+            groups.push(Group {
+                id,
+                name: row.try_get(2).map_err(bad)?,
+                external_id: row.try_get(3).map_err(bad)?,
+            });
+        }
+        Ok((u64::try_from(next_id).unwrap_or(1), groups))
+    }
+
     /// What the writer has done since the store was connected.
     pub fn stats(&self) -> StoreStats {
         self.stats.snapshot()
@@ -277,4 +302,77 @@ async fn first_connection(
         tokio::time::sleep_until((now + pause).min(deadline)).await;
         pause = (pause * 2).min(link::MAX_BACKOFF);
     }
+}
+
+/// The seam (see [`crate::storage`]). Reads go to PostgreSQL every time (no cache: another
+/// groupd's acknowledged writes are seen at once); visits render on a blocking thread.
+impl GroupStore for PgStore {
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        PgStore::write(self, ops).await.map_err(engine)
+    }
+
+    async fn get_each<L>(&self, ids: &[u64], mut look: L) -> Result<(), StoreError>
+    where
+        L: FnMut(usize, Option<GroupRef<'_>>) + Send,
+    {
+        let found = self.get_many(ids).await.map_err(engine)?;
+        for (i, group) in found.iter().enumerate() {
+            look(i, group.as_ref().map(borrowed));
+        }
+        Ok(())
+    }
+
+    async fn visit_all<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
+        let groups = self.all_groups().await.map_err(engine)?;
+        show(visitor, None, groups).await
+    }
+
+    async fn visit_dump<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
+        let (next_id, groups) = self.dump().await.map_err(engine)?;
+        let state = StateInfo {
+            groups: groups.len() as u64,
+            next_id,
+        };
+        show(visitor, Some(state), groups).await
+    }
+
+    fn stats(&self) -> StoreStats {
+        PgStore::stats(self)
+    }
+
+    fn fault(&self) -> Option<String> {
+        None
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await
+    }
+}
+
+fn engine(e: PgError) -> StoreError {
+    StoreError::Engine(Arc::new(e))
+}
+
+fn borrowed(group: &Group) -> GroupRef<'_> {
+    GroupRef::from_row(group.id, (&group.name, &group.external_id))
+}
+
+/// Shows `groups` to `visitor` on a blocking thread (100k groups are milliseconds of rendering).
+async fn show<V: Visitor>(
+    mut visitor: V,
+    state: Option<StateInfo>,
+    groups: Vec<Group>,
+) -> Result<V, StoreError> {
+    let shown = tokio::task::spawn_blocking(move || {
+        if let Some(state) = state {
+            visitor.begin(state);
+        }
+        groups.iter().for_each(|g| visitor.group(borrowed(g)));
+        visitor
+    });
+    shown.await.map_err(|e| {
+        StoreError::Engine(Arc::new(std::io::Error::other(format!(
+            "a rendering thread failed: {e}"
+        ))))
+    })
 }

@@ -42,6 +42,9 @@ pub(crate) struct Statements {
     pub get_many: Statement,
     /// `()` → every `(id, name, external_id)` by the bytes of the name.
     pub all: Statement,
+    /// `()` → `(next_id, id, name, external_id)` by id, from one snapshot; one row with a null
+    /// id when there are no groups.
+    pub dump: Statement,
 }
 
 const CREATE: &str = "INSERT INTO groups (name, external_id) VALUES ($1, $2) \
@@ -73,6 +76,15 @@ const GET_MANY: &str = "SELECT id::int8, name::text, COALESCE(external_id, '')::
 
 const ALL: &str = "SELECT id::int8, name::text, COALESCE(external_id, '')::text \
      FROM groups ORDER BY name COLLATE \"C\"";
+
+/// The next id is the larger of the sequence's (as last written: it may be ahead of what was
+/// handed out, never behind) and the highest id's, plus one; ids are never reused (SPEC §14).
+const DUMP: &str = "SELECT n.next_id, g.id::int8, g.name::text, COALESCE(g.external_id, '')::text \
+     FROM (SELECT GREATEST( \
+         COALESCE((SELECT last_value FROM pg_sequences \
+             WHERE format('%I.%I', schemaname, sequencename) = pg_get_serial_sequence('groups', 'id')), 0), \
+         COALESCE((SELECT MAX(id) FROM groups), 0))::int8 + 1 AS next_id) n \
+     LEFT JOIN groups g ON true ORDER BY g.id";
 
 /// An open session with its statements prepared.
 pub(crate) struct Session {
@@ -124,13 +136,14 @@ pub(crate) async fn connect(target: &Target) -> Result<Client, PgError> {
 
 /// Prepares every statement in one round trip.
 async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
-    let (create, create_many, update, remove, get_many, all) = tokio::join!(
+    let (create, create_many, update, remove, get_many, all, dump) = tokio::join!(
         client.prepare_typed(CREATE, &[Type::TEXT, Type::TEXT]),
         client.prepare_typed(CREATE_MANY, &[Type::TEXT_ARRAY, Type::TEXT_ARRAY]),
         client.prepare_typed(UPDATE, &[Type::INT8, Type::TEXT, Type::TEXT, Type::BOOL]),
         client.prepare_typed(REMOVE, &[Type::INT8]),
         client.prepare_typed(GET_MANY, &[Type::INT8_ARRAY]),
         client.prepare_typed(ALL, &[]),
+        client.prepare_typed(DUMP, &[]),
     );
     Ok(Statements {
         create: create?,
@@ -139,6 +152,7 @@ async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         remove: remove?,
         get_many: get_many?,
         all: all?,
+        dump: dump?,
     })
 }
 

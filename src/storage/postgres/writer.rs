@@ -21,7 +21,8 @@ use tokio_postgres::types::ToSql;
 use super::link::{Link, Session};
 use super::{COMMIT_WAIT, PgError, describe};
 use crate::group::{self, Refusal};
-use crate::storage::{StoreStats, WriteOp, WriteOutcome};
+use crate::group::{WriteOp, WriteOutcome};
+use crate::storage::StoreStats;
 
 /// Operations gathered into one transaction at most (a single round is never split). With 64
 /// callers one transaction rarely holds more; the bound keeps one commit's latency small.

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use groupd::postgres::PgStore;
-use groupd::storage::{WriteOp, WriteOutcome};
+use groupd::group::{WriteOp, WriteOutcome};
+use groupd::storage::postgres::PgStore;
 
 /// Calls that failed, and when: the first after a success, and the success that ended it.
 #[derive(Default)]
@@ -25,7 +25,7 @@ struct Outages {
 fn note(
     outages: &Mutex<Outages>,
     started: Instant,
-    written: &Result<Vec<WriteOutcome>, groupd::postgres::PgError>,
+    written: &Result<Vec<WriteOutcome>, groupd::storage::postgres::PgError>,
 ) -> Result<bool, String> {
     let mut o = outages.lock().map_err(|_| "poisoned")?;
     let at = started.elapsed().as_secs_f64();
@@ -40,7 +40,7 @@ fn note(
         }
         Err(e) => {
             o.errors += 1;
-            if matches!(e, groupd::postgres::PgError::OutcomeUnknown(_)) {
+            if matches!(e, groupd::storage::postgres::PgError::OutcomeUnknown(_)) {
                 o.unknown += 1;
             }
             if o.down_since.is_none() {
