@@ -19,7 +19,7 @@
 //!
 //! Modules: `url` (the URL, TLS and the password that must not be logged), `schema` (the
 //! table: created or checked), `link` (a session, its statements and its reconnection),
-//! `writer` (group commit).
+//! `writer` (group commit), `restore` (a dump into an empty table).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,12 +36,18 @@ use crate::group::{Group, GroupRef, WriteOp, WriteOutcome};
 use crate::storage::{GroupStore, StateInfo, StoreError, StoreStats, Visitor};
 
 mod link;
+mod restore;
 mod schema;
 mod url;
 mod writer;
 
 use link::{Link, Session, Statements};
 pub use url::redact;
+
+/// How long an unreachable database is retried at start by default (`--connect-timeout`,
+/// SPEC §14): long enough for a PostgreSQL that starts with groupd, short enough to report a
+/// wrong URL.
+pub const CONNECT_TIMEOUT_SECS: u64 = 30;
 
 /// The longest a call waits for a connection (SPEC §14).
 pub const CONNECTION_WAIT: Duration = Duration::from_secs(3);
@@ -81,6 +87,9 @@ pub enum PgError {
     OutcomeUnknown(String),
     #[error("the PostgreSQL writer has stopped")]
     WriterGone,
+    /// A restore found rows in the table (SPEC §14: it only fills an empty one).
+    #[error("table groups holds {0} rows; restore fills only an empty table")]
+    NotEmpty(i64),
 }
 
 impl PgError {
@@ -114,6 +123,8 @@ pub struct PgStore {
     readers: Vec<Link>,
     next_reader: AtomicUsize,
     stats: Arc<writer::Stats>,
+    /// For the few jobs that need a session of their own (a restore's transaction).
+    target: Arc<url::Target>,
 }
 
 impl PgStore {
@@ -139,6 +150,7 @@ impl PgStore {
             readers,
             next_reader: AtomicUsize::new(0),
             stats,
+            target,
         })
     }
 
