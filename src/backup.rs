@@ -8,45 +8,61 @@
 //! [`methods::DUMP_METHOD`] and writes its groups byte for byte as the server rendered them, so
 //! an online and an offline dump of the same state are the same bytes.
 //!
-//! Each command prints one line on stderr when it fails and exits 1 (2 for a usage error,
-//! through clap). Restore validates the whole dump before it creates anything.
+//! `--db` names a file or a PostgreSQL URL (SPEC §14). On PostgreSQL, check connects (which
+//! checks that the table fits) and reads every group; dump reads one snapshot through the same
+//! [`GroupStore::visit_dump`] a server's online dump uses; restore fills an empty `groups`
+//! table in one transaction and sets its sequence to the dump's next id. PostgreSQL repairs its
+//! own files (crash recovery from its WAL), so `check --repair` on a URL is a usage error.
+//!
+//! Each command prints one line on stderr when it fails and exits 1 (2 for a usage error).
+//! Restore validates the whole dump before it creates or connects to anything.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::client::{self, CallArgs, Reply};
 use crate::dispatch::write_group;
-use crate::group::{self, Group};
+use crate::group::{self, Group, GroupRef};
 use crate::methods::{DUMP_FORMAT, DUMP_METHOD, DUMP_VERSION};
 use crate::storage::embedded::{self, CheckOutcome, Offline};
-use crate::storage::{self, OpenError};
+use crate::storage::postgres::{self, PgError, PgStore};
+use crate::storage::{self, GroupStore, OpenError, StateInfo, Visitor};
 
 /// A restore of at least this many groups shows its progress (when stderr is a terminal).
 const PROGRESS_FROM: usize = 50_000;
 
-/// `groupd check [--db PATH] [--repair]`
+/// `groupd check [--db PATH|URL] [--repair]`
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Database file to check (never created).
+    /// Database to check: a file (never created), or a PostgreSQL URL (the table is created
+    /// when missing, and checked to fit).
     #[arg(long, env = "GROUPD_DB", default_value = "groupd.redb")]
-    pub db: PathBuf,
+    pub db: String,
     /// Roll back a last commit that does not verify (all the storage engine can repair), and
-    /// say what could not be repaired.
+    /// say what could not be repaired. Files only: PostgreSQL repairs its own.
     #[arg(long)]
     pub repair: bool,
+    /// Seconds to keep trying an unreachable PostgreSQL before giving up (exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = postgres::CONNECT_TIMEOUT_SECS)]
+    pub connect_timeout: u64,
 }
 
-/// `groupd dump [--db PATH | --addr ADDR [--token-file PATH]]`
+/// `groupd dump [--db PATH|URL | --addr ADDR [--token-file PATH]]`
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
-    /// Database file to dump, when no server holds it.
+    /// Database to dump: a file no server holds, or a PostgreSQL URL (one snapshot, while
+    /// servers keep serving it).
     #[arg(long, env = "GROUPD_DB", default_value = "groupd.redb")]
-    pub db: PathBuf,
+    pub db: String,
+    /// Seconds to keep trying an unreachable PostgreSQL before giving up (exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = postgres::CONNECT_TIMEOUT_SECS)]
+    pub connect_timeout: u64,
     /// Dump from the server at this address instead (one consistent snapshot; the server
     /// keeps serving).
     #[arg(long, value_name = "ADDR")]
@@ -61,12 +77,16 @@ pub struct DumpArgs {
     pub token_file: Option<PathBuf>,
 }
 
-/// `groupd restore --db NEW [FILE|-]`
+/// `groupd restore --db NEW|URL [FILE|-]`
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// The new database file; restore refuses one that exists.
+    /// The new database file, which must not exist; or a PostgreSQL URL, whose groups table
+    /// must be empty or absent (it is created).
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: String,
+    /// Seconds to keep trying an unreachable PostgreSQL before giving up (exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = postgres::CONNECT_TIMEOUT_SECS)]
+    pub connect_timeout: u64,
     /// The dump to read; `-` or absent: stdin.
     #[arg(value_name = "FILE")]
     pub input: Option<PathBuf>,
@@ -83,6 +103,16 @@ pub enum BackupError {
     Restore(#[from] embedded::RestoreError),
     #[error(transparent)]
     Call(#[from] client::CallError),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    /// A restore into PostgreSQL failed before its commit: the transaction was rolled back.
+    #[error("{url}: {source}; nothing was written")]
+    RolledBack { url: String, source: PgError },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// Exit status 2, as clap's own usage errors.
+    #[error("{0}")]
+    Usage(&'static str),
     #[error("the server answered an error: {0}")]
     Server(String),
     #[error("the server's answer is not a dump: {0}")]
@@ -103,14 +133,52 @@ pub enum BackupError {
     BadDump { line: usize, why: String },
 }
 
+/// Exit status for a usage error (SPEC §5), as clap uses for its own.
+const USAGE_ERROR: u8 = 2;
+
 fn finish(command: &str, result: Result<(), BackupError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupd {command}: {}", e.to_string().replace('\n', " "));
-            ExitCode::FAILURE
+            match e {
+                BackupError::Usage(_) => ExitCode::from(USAGE_ERROR),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// Connects to the PostgreSQL database at `url` (retrying for up to `connect_timeout`
+/// seconds; the table is created when missing, and checked to fit), runs `job` on it, and lets
+/// it go, all on a runtime of the command's own.
+fn on_postgres<T>(
+    url: &str,
+    connect_timeout: u64,
+    job: impl AsyncFnOnce(&PgStore) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BackupError::Runtime)?;
+    runtime.block_on(async {
+        let store = PgStore::connect(url, Duration::from_secs(connect_timeout)).await?;
+        let result = job(&store).await;
+        store.close().await;
+        result
+    })
+}
+
+/// Whether a group holds what groupd would not have written (Kanboard may have).
+fn unacceptable(g: GroupRef<'_>) -> bool {
+    !group::name_is_valid(g.name) || !group::external_id_is_valid(g.external_id)
+}
+
+/// The end of check's line when a group is one groupd would not accept.
+fn note(bad: Option<u64>) -> String {
+    bad.map_or(String::new(), |id| {
+        format!("; note: group {id} has a name or external id that groupd would not accept")
+    })
 }
 
 /// `groupd check`: healthy → one line on stdout, exit 0; damaged (or held by a server) → one
@@ -120,7 +188,10 @@ pub fn check(args: CheckArgs) -> ExitCode {
 }
 
 fn run_check(args: &CheckArgs) -> Result<(), BackupError> {
-    let (db, outcome) = match Offline::open(&args.db, args.repair) {
+    if storage::is_postgres_url(&args.db) {
+        return check_postgres(args);
+    }
+    let (db, outcome) = match Offline::open(Path::new(&args.db), args.repair) {
         Ok(opened) => opened,
         Err(OpenError::Damaged { path, why }) if args.repair => {
             return Err(BackupError::Unrepairable { path, why });
@@ -133,14 +204,12 @@ fn run_check(args: &CheckArgs) -> Result<(), BackupError> {
     // they hold what groupd wrote (valid rows in id order).
     let mut bad = None;
     snapshot.each(|g| {
-        if bad.is_none()
-            && (!group::name_is_valid(g.name) || !group::external_id_is_valid(g.external_id))
-        {
+        if bad.is_none() && unacceptable(g) {
             bad = Some(g.id);
         }
     })?;
     let bytes = db.file_bytes().map_err(|source| BackupError::Read {
-        path: args.db.display().to_string(),
+        path: args.db.clone(),
         source,
     })?;
     let state = match outcome {
@@ -149,12 +218,55 @@ fn run_check(args: &CheckArgs) -> Result<(), BackupError> {
             "repaired (the last commit did not verify and was rolled back: the writes of that one commit are lost)"
         }
     };
-    let note = bad.map_or(String::new(), |id| {
-        format!("; note: group {id} has a name or external id that groupd would not accept")
-    });
+    let note = note(bad);
     println!(
         "{}: {state}: {groups} groups, next id {next_id}, {bytes} bytes{note}",
-        args.db.display()
+        args.db
+    );
+    Ok(())
+}
+
+/// Sees one committed state for check: its counts, and the first group groupd would not
+/// accept.
+#[derive(Default)]
+struct Survey {
+    state: Option<StateInfo>,
+    bad: Option<u64>,
+}
+
+impl Visitor for Survey {
+    fn begin(&mut self, state: StateInfo) {
+        self.state = Some(state);
+    }
+
+    fn group(&mut self, g: GroupRef<'_>) {
+        if self.bad.is_none() && unacceptable(g) {
+            self.bad = Some(g.id);
+        }
+    }
+}
+
+/// Connecting checks that the table fits (SPEC §14); PostgreSQL verifies its own pages.
+fn check_postgres(args: &CheckArgs) -> Result<(), BackupError> {
+    if args.repair {
+        return Err(BackupError::Usage(
+            "--repair is for a database file; PostgreSQL repairs its own (crash recovery from \
+             its WAL): run check without --repair",
+        ));
+    }
+    let survey = on_postgres(&args.db, args.connect_timeout, async |store| {
+        Ok(store.visit_dump(Survey::default()).await?)
+    })?;
+    let state = survey.state.unwrap_or(StateInfo {
+        groups: 0,
+        next_id: 1,
+    });
+    println!(
+        "{}: healthy: {} groups, next id {}{}",
+        storage::shown(&args.db),
+        state.groups,
+        state.next_id,
+        note(survey.bad)
     );
     Ok(())
 }
@@ -165,10 +277,14 @@ pub fn dump(args: DumpArgs) -> ExitCode {
 }
 
 fn run_dump(args: &DumpArgs) -> Result<(), BackupError> {
+    if args.addr.is_none() && storage::is_postgres_url(&args.db) {
+        // Written from a blocking thread: stdout must not be locked by this one meanwhile.
+        return dump_postgres(args);
+    }
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match &args.addr {
         Some(addr) => dump_online(addr, args.token_file.clone(), &mut out)?,
-        None => dump_offline(&args.db, &mut out)?,
+        None => dump_offline(Path::new(&args.db), &mut out)?,
     }
     out.flush().map_err(BackupError::Write)
 }
@@ -179,22 +295,81 @@ fn header(next_id: u64, groups: u64) -> String {
     )
 }
 
-fn dump_offline(path: &Path, out: &mut impl Write) -> Result<(), BackupError> {
-    let (db, _) = Offline::open(path, false)?;
-    let snapshot = db.snapshot()?;
-    out.write_all(header(snapshot.next_id(), snapshot.len()).as_bytes())
-        .map_err(BackupError::Write)?;
-    let (mut line, mut failed) = (Vec::with_capacity(256), None);
-    snapshot.each(|group| {
-        if failed.is_some() {
-            return;
+/// Writes a dump's lines as a store shows its groups; after the first write error, nothing
+/// more (the error is kept for the end).
+struct DumpWriter<W> {
+    out: W,
+    line: Vec<u8>,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> DumpWriter<W> {
+    fn new(out: W) -> Self {
+        DumpWriter {
+            out,
+            line: Vec::with_capacity(256),
+            failed: None,
         }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_none() {
+            self.failed = self.out.write_all(bytes).err();
+        }
+    }
+
+    fn header(&mut self, state: StateInfo) {
+        self.write(header(state.next_id, state.groups).as_bytes());
+    }
+
+    fn group(&mut self, group: GroupRef<'_>) {
+        let mut line = std::mem::take(&mut self.line);
         line.clear();
         write_group(&mut line, group);
         line.push(b'\n');
-        failed = out.write_all(&line).err();
+        self.write(&line);
+        self.line = line;
+    }
+
+    /// Flushes, and gives the first error.
+    fn finish(mut self) -> Result<(), BackupError> {
+        match self.failed.take() {
+            Some(e) => Err(BackupError::Write(e)),
+            None => self.out.flush().map_err(BackupError::Write),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Visitor for DumpWriter<W> {
+    fn begin(&mut self, state: StateInfo) {
+        self.header(state);
+    }
+
+    fn group(&mut self, group: GroupRef<'_>) {
+        DumpWriter::group(self, group);
+    }
+}
+
+fn dump_offline(path: &Path, out: &mut impl Write) -> Result<(), BackupError> {
+    let (db, _) = Offline::open(path, false)?;
+    let snapshot = db.snapshot()?;
+    let mut writer = DumpWriter::new(out);
+    writer.header(StateInfo {
+        groups: snapshot.len(),
+        next_id: snapshot.next_id(),
+    });
+    snapshot.each(|group| writer.group(group))?;
+    writer.finish()
+}
+
+/// One snapshot, read as a server's online dump reads it; rendered on a blocking thread that
+/// writes to stdout as it goes.
+fn dump_postgres(args: &DumpArgs) -> Result<(), BackupError> {
+    let writer = on_postgres(&args.db, args.connect_timeout, async |store| {
+        let out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+        Ok(store.visit_dump(DumpWriter::new(out)).await?)
     })?;
-    failed.map_or(Ok(()), |e| Err(BackupError::Write(e)))
+    writer.finish()
 }
 
 /// The result of [`DUMP_METHOD`], its groups kept as the server wrote them.
@@ -247,8 +422,9 @@ pub fn restore(args: RestoreArgs) -> ExitCode {
 }
 
 fn run_restore(args: &RestoreArgs) -> Result<(), BackupError> {
-    if args.db.exists() {
-        return Err(embedded::RestoreError::Exists(args.db.clone()).into());
+    let postgres = storage::is_postgres_url(&args.db);
+    if !postgres && Path::new(&args.db).exists() {
+        return Err(embedded::RestoreError::Exists(PathBuf::from(&args.db)).into());
     }
     let (next_id, groups) = match args.input.as_deref() {
         None => read_dump(std::io::stdin().lock(), "stdin")?,
@@ -264,17 +440,31 @@ fn run_restore(args: &RestoreArgs) -> Result<(), BackupError> {
     };
     let total = groups.len();
     let show = total >= PROGRESS_FROM && std::io::stderr().is_terminal();
-    embedded::restore(&args.db, next_id, &groups, |done| {
+    let mut progress = |done| {
         if show {
             eprint!("\rrestoring: {done} of {total} groups written");
         }
-    })?;
+    };
+    if postgres {
+        on_postgres(&args.db, args.connect_timeout, async |store| {
+            let restored = store.restore(next_id, &groups, &mut progress).await;
+            restored.map_err(|source| match source {
+                PgError::OutcomeUnknown(_) => BackupError::Postgres(source),
+                source => BackupError::RolledBack {
+                    url: storage::shown(&args.db),
+                    source,
+                },
+            })
+        })?;
+    } else {
+        embedded::restore(Path::new(&args.db), next_id, &groups, &mut progress)?;
+    }
     if show {
         eprintln!();
     }
     println!(
         "{}: restored {total} groups, next id {next_id}",
-        args.db.display()
+        storage::shown(&args.db)
     );
     Ok(())
 }

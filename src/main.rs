@@ -68,13 +68,14 @@ enum Command {
     /// stderr, exit 1), for shell scripts.
     Call(groupd::client::CallArgs),
     /// Verify the database file (every page checksum) and print its groups, next id and size;
-    /// exit 1 when it is damaged or a server holds it.
+    /// exit 1 when it is damaged or a server holds it. On a PostgreSQL URL: connect, check that
+    /// the table fits, and print its groups and next id.
     Check(groupd::backup::CheckArgs),
-    /// Write every group as JSON Lines on stdout: from the file (--db), or from a running server
-    /// as one consistent snapshot (--addr).
+    /// Write every group as JSON Lines on stdout: from the file or PostgreSQL database (--db), or
+    /// from a running server (--addr), as one consistent snapshot.
     Dump(groupd::backup::DumpArgs),
-    /// Build a new database from a dump, with the same ids and next id; a bad dump writes
-    /// nothing.
+    /// Build a new database file, or fill an empty PostgreSQL table, from a dump, with the same
+    /// ids and next id; a bad dump writes nothing.
     Restore(groupd::backup::RestoreArgs),
 }
 
@@ -85,7 +86,8 @@ struct DbArg {
     #[arg(long, env = "GROUPD_DB", default_value = "groupd.redb")]
     db: String,
     /// Seconds to keep trying an unreachable PostgreSQL at start before giving up (exit 1).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = storage::postgres::CONNECT_TIMEOUT_SECS)]
     connect_timeout: u64,
 }
 
