@@ -23,17 +23,7 @@ fn one_line(text: &str) -> &str {
 /// A database with groups created, renamed and removed (the last id removed too, so next_id is
 /// above every id left), names with escapes and non-ASCII text.
 fn filled(db: &Db) {
-    let lines = [
-        r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["Ops","x"]}"#,
-        r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Équipe \"Nord\"\\ \t","é€𝄞"]}"#,
-        r#"{"jsonrpc":"2.0","method":"createGroup","id":3,"params":["ops"]}"#,
-        r#"{"jsonrpc":"2.0","method":"createGroup","id":4,"params":["gone"]}"#,
-        r#"{"jsonrpc":"2.0","method":"updateGroup","id":5,"params":[1,"Ops 2"]}"#,
-        r#"{"jsonrpc":"2.0","method":"removeGroup","id":6,"params":[4]}"#,
-        r#"{"jsonrpc":"2.0","method":"removeGroup","id":7,"params":[3]}"#,
-        r#"{"jsonrpc":"2.0","method":"createGroup","id":8,"params":["five"]}"#,
-        r#"{"jsonrpc":"2.0","method":"removeGroup","id":9,"params":[5]}"#,
-    ];
+    let lines = common::BACKUP_FILL;
     let answers = common::stdio(db, &[], &lines);
     assert_eq!(answers.len(), lines.len(), "{answers:?}");
 }

@@ -18,19 +18,8 @@ fn one_line(text: &str) -> &str {
     lines[0]
 }
 
-/// The calls `tests/backup.rs` fills a file with: two groups left (ids 1 and 2), the last ids
-/// handed out removed, so next id 6 is above every id left; escapes and non-ASCII text.
-const FILL: [&str; 9] = [
-    r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["Ops","x"]}"#,
-    r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Équipe \"Nord\"\\ \t","é€𝄞"]}"#,
-    r#"{"jsonrpc":"2.0","method":"createGroup","id":3,"params":["ops"]}"#,
-    r#"{"jsonrpc":"2.0","method":"createGroup","id":4,"params":["gone"]}"#,
-    r#"{"jsonrpc":"2.0","method":"updateGroup","id":5,"params":[1,"Ops 2"]}"#,
-    r#"{"jsonrpc":"2.0","method":"removeGroup","id":6,"params":[4]}"#,
-    r#"{"jsonrpc":"2.0","method":"removeGroup","id":7,"params":[3]}"#,
-    r#"{"jsonrpc":"2.0","method":"createGroup","id":8,"params":["five"]}"#,
-    r#"{"jsonrpc":"2.0","method":"removeGroup","id":9,"params":[5]}"#,
-];
+/// The calls that fill a database (shared with `tests/backup.rs`).
+const FILL: [&str; 9] = common::BACKUP_FILL;
 
 /// The dump of a database filled with [`FILL`].
 const FILLED_DUMP: &str = concat!(

@@ -545,3 +545,18 @@ pub enum InFlight {
     Rename { id: u64, from: String, to: String },
     Remove { id: u64, name: String },
 }
+
+/// Calls that fill a database for the backup tests (`tests/backup.rs`, `tests/backup_postgres.rs`):
+/// groups created, renamed and removed (the last ids handed out removed too, so the next id, 6,
+/// is above every id left: 1 and 2), names with escapes and non-ASCII text.
+pub const BACKUP_FILL: [&str; 9] = [
+    r#"{"jsonrpc":"2.0","method":"createGroup","id":1,"params":["Ops","x"]}"#,
+    r#"{"jsonrpc":"2.0","method":"createGroup","id":2,"params":["Équipe \"Nord\"\\ \t","é€𝄞"]}"#,
+    r#"{"jsonrpc":"2.0","method":"createGroup","id":3,"params":["ops"]}"#,
+    r#"{"jsonrpc":"2.0","method":"createGroup","id":4,"params":["gone"]}"#,
+    r#"{"jsonrpc":"2.0","method":"updateGroup","id":5,"params":[1,"Ops 2"]}"#,
+    r#"{"jsonrpc":"2.0","method":"removeGroup","id":6,"params":[4]}"#,
+    r#"{"jsonrpc":"2.0","method":"removeGroup","id":7,"params":[3]}"#,
+    r#"{"jsonrpc":"2.0","method":"createGroup","id":8,"params":["five"]}"#,
+    r#"{"jsonrpc":"2.0","method":"removeGroup","id":9,"params":[5]}"#,
+];
