@@ -9,6 +9,10 @@
 //! - `commit-rate`: one durable redb commit per create, in a loop: the rate group commit is
 //!   measured against.
 //! - `seed`: fills a database with N groups through groupd's own storage layer.
+//! - `pg-commit-rate`, `pg-select-rate`: the same kind of baselines on PostgreSQL, from a plain
+//!   tokio-postgres client on the cluster groupd serves: one autocommit INSERT per transaction
+//!   from one client, and plain selects with one in flight per connection (by primary key, or
+//!   with `--all` the name-ordered select `getAllGroups` answers from).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +75,37 @@ enum Command {
         #[arg(long)]
         groups: u64,
     },
+    /// Measure one PostgreSQL INSERT per transaction (autocommit) from one client, into a
+    /// scratch table shaped like `groups` (made and dropped here).
+    PgCommitRate {
+        /// `postgres://…` URL of the database groupd serves.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Measure plain selects on the `groups` table, one in flight per connection.
+    PgSelectRate(PgSelectArgs),
+}
+
+#[derive(Parser, Clone)]
+struct PgSelectArgs {
+    /// `postgres://…` URL of the database groupd serves.
+    #[arg(long)]
+    url: String,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 8)]
+    connections: usize,
+    /// Ids to select by primary key: 1..=N (each must exist).
+    #[arg(long, default_value_t = 1000)]
+    ids: u64,
+    /// Select every group in name order instead, as `getAllGroups` does.
+    #[arg(long)]
+    all: bool,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
 }
 
 #[derive(Parser, Clone)]
@@ -139,6 +174,8 @@ fn main() -> std::process::ExitCode {
                 seconds,
             } => idle(addr, connections, seconds).await,
             Command::Probe { addr, timeout } => probe(addr, timeout).await,
+            Command::PgCommitRate { url, seconds } => pg_commit_rate(&url, seconds).await,
+            Command::PgSelectRate(args) => pg_select_rate(args).await,
         }
     });
     match result {
@@ -223,14 +260,7 @@ fn now_nanos() -> u64 {
 
 fn report(args: &RunArgs, total: &mut Counts, elapsed: f64) {
     total.latencies_us.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        let v = &total.latencies_us;
-        if v.is_empty() {
-            return 0.0;
-        }
-        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
-        f64::from(v[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&total.latencies_us, p);
     let (calls, lines) = (total.calls as f64 / elapsed, total.lines as f64 / elapsed);
     let (p50, p99, p999, max) = (pct(0.50), pct(0.99), pct(0.999), pct(1.0));
     if args.quiet {
@@ -243,6 +273,15 @@ fn report(args: &RunArgs, total: &mut Counts, elapsed: f64) {
             args.mix, args.connections, args.depth, args.batch
         );
     }
+}
+
+/// The `p` quantile (0..=1) of sorted microsecond latencies, in milliseconds; 0 when empty.
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 * p).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    f64::from(sorted_us[i]) / 1000.0
 }
 
 async fn count_groups(addr: SocketAddr) -> Result<u64, String> {
@@ -631,4 +670,131 @@ async fn probe(addr: SocketAddr, timeout: f64) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     Err(format!("{addr} did not answer within {timeout}s"))
+}
+
+/// groupd's own select for `getAllGroups` (storage/postgres/link.rs), so the baseline reads and
+/// sorts exactly what groupd does; only the rendering and the wire are left out of it.
+const PG_SELECT_ALL: &str = "SELECT id::int8, name::text, COALESCE(external_id, '')::text \
+     FROM groups ORDER BY name COLLATE \"C\"";
+/// A plain primary-key select (groupd's `getGroup` asks `id = ANY ($1)`, a round at a time).
+const PG_SELECT_ONE: &str = "SELECT id::int8, name::text, COALESCE(external_id, '')::text \
+     FROM groups WHERE id = $1";
+const PG_SCRATCH: &str = "groupd_load_commit_rate";
+
+/// A plain client; its connection runs on a task of its own. Errors name no URL (it may hold
+/// a password).
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connect to PostgreSQL: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("groupd-load: PostgreSQL connection: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// One INSERT per transaction, each waited for: what a server without group commit could at
+/// best do on this cluster. The scratch table has `groups`' shape (a sequence and two indexes).
+async fn pg_commit_rate(url: &str, seconds: f64) -> Result<(), String> {
+    let client = pg_connect(url).await?;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {PG_SCRATCH}; CREATE TABLE {PG_SCRATCH} ( \
+             id SERIAL PRIMARY KEY, external_id VARCHAR(255) DEFAULT '', name TEXT NOT NULL UNIQUE)"
+        ))
+        .await
+        .map_err(pg_error)?;
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO {PG_SCRATCH} (name, external_id) VALUES ($1, '')"
+        ))
+        .await
+        .map_err(pg_error)?;
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        let name = format!("a group name {n}");
+        client.execute(&insert, &[&name]).await.map_err(pg_error)?;
+        n += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    client
+        .batch_execute(&format!("DROP TABLE {PG_SCRATCH}"))
+        .await
+        .map_err(pg_error)?;
+    println!("commits_per_s={rate:.0}");
+    Ok(())
+}
+
+/// C connections, each with one select in flight; calls/s and latency over the measured part.
+async fn pg_select_rate(args: PgSelectArgs) -> Result<(), String> {
+    let top = i32::try_from(args.ids).map_err(|_| "--ids must fit PostgreSQL's int4 ids")?;
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(pg_connect(&args.url).await?);
+    }
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let until = warmup + Duration::from_secs_f64(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (conn, client) in clients.into_iter().enumerate() {
+        let all = args.all;
+        tasks.push(tokio::spawn(async move {
+            let sql = if all { PG_SELECT_ALL } else { PG_SELECT_ONE };
+            // Prepared once: a text query would cost a second round trip per call.
+            let statement = client.prepare(sql).await.map_err(pg_error)?;
+            let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (conn as u64 + 1));
+            let mut latencies_us = Vec::new();
+            while started.elapsed() < until {
+                let sent = Instant::now();
+                let id = 1 + rng.below(top as u64) as i32;
+                pg_select(&client, &statement, all, id).await?;
+                if sent.duration_since(started) >= warmup {
+                    latencies_us.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                }
+            }
+            Ok::<_, String>(latencies_us)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(
+            task.await
+                .map_err(|e| format!("select task failed: {e}"))??,
+        );
+    }
+    latencies_us.sort_unstable();
+    let calls = latencies_us.len() as f64 / args.seconds;
+    let (p50, p99) = (
+        percentile_ms(&latencies_us, 0.50),
+        percentile_ms(&latencies_us, 0.99),
+    );
+    println!("calls_per_s={calls:.0} p50_ms={p50:.3} p99_ms={p99:.3}");
+    Ok(())
+}
+
+/// One select, checked: the group `id` exists, or (`all`) the table is not empty.
+async fn pg_select(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    all: bool,
+    id: i32,
+) -> Result<(), String> {
+    let rows = if all {
+        client.query(statement, &[]).await
+    } else {
+        client.query(statement, &[&id]).await
+    }
+    .map_err(pg_error)?;
+    match (all, rows.len()) {
+        (true, 0) => Err("no groups to select: seed some first".into()),
+        (false, 1) | (true, _) => Ok(()),
+        (false, _) => Err(format!("group {id} not found: seed 1..=--ids first")),
+    }
+}
+
+fn pg_error(e: tokio_postgres::Error) -> String {
+    format!("PostgreSQL: {e}")
 }
