@@ -3,24 +3,39 @@
 #
 #   scripts/bench.sh [SECONDS_PER_ROW]      (default 5; warm-up 1 s per row)
 #   BENCH_SCALE=0 scripts/bench.sh          (skip the 1,000,000-group rows)
+#   BENCH_POSTGRES=0 scripts/bench.sh       (skip the PostgreSQL rows)
+#   BENCH_REDB=0 scripts/bench.sh           (only the PostgreSQL rows)
 #
 # Every row prints groupd's figure, the baseline measured in the same run, and their ratio.
 # Baselines: `groupd-load baseline` (a server that answers each line with a fixed valid
 # response, parsing only ids: the transport ceiling) and `groupd-load commit-rate` (one durable
 # redb commit per create). The load generator verifies every answer and fails loudly on a wrong
 # one. Nothing here judges the figures: it prints them.
+#
+# The PostgreSQL rows serve `--db postgres://…` from a throw-away cluster this script starts
+# (initdb into a temp dir, as the `postgres` OS user when run as root; binaries from
+# GROUPD_PG_BIN or /usr/lib/postgresql/15/bin, skipped with a note when missing) and stops on
+# exit. Their baselines come from a plain client on the same cluster in the same run:
+# `groupd-load pg-commit-rate` (one INSERT per transaction) and `groupd-load pg-select-rate`
+# (selects with one in flight per connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${1:-5}
 scale=${BENCH_SCALE:-1}
+redb=${BENCH_REDB:-1}
+postgres=${BENCH_POSTGRES:-1}
+pgbin=${GROUPD_PG_BIN:-/usr/lib/postgresql/15/bin}
 cargo build --release --quiet --bins
 bin=target/release
 work=$(mktemp -d "${TMPDIR:-/tmp}/groupd-bench.XXXXXX")
 pids=()
+pgdir=
+notes=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    stop_cluster
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,56 +65,59 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 rows=()
 row() { rows+=("$(printf '| %-44s | %14s | %14s | %7s | %-8s |' "$@")"); }
 
-"$bin/groupd-load" baseline --listen 127.0.0.1:0 2>"$work/baseline.log" &
-pids+=("$!")
-base=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/baseline.log")")
+# The redb rows at 1,000 groups; sets $get_small for the 1M rows.
+redb_rows() {
+    "$bin/groupd-load" baseline --listen 127.0.0.1:0 2>"$work/baseline.log" &
+    pids+=("$!")
+    base=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/baseline.log")")
 
-"$bin/groupd-load" seed --db "$work/small.redb" --groups 1000 2>/dev/null
+    "$bin/groupd-load" seed --db "$work/small.redb" --groups 1000 2>/dev/null
 
-# Memory first, on a fresh server: what 1,000 connections that send nothing cost.
-start_groupd "$work/small.redb" idle
-"$bin/groupd-load" idle --addr "$addr" --connections 1000 --seconds 2 >/dev/null 2>&1 &
-idler=$!
-sleep 1.5
-idle_rss=$(rss_kib "$server")
-wait "$idler"
-stop "$server"
-row "RSS with 1,000 idle connections (MiB)" "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "< 32 MiB"
+    # Memory first, on a fresh server: what 1,000 connections that send nothing cost.
+    start_groupd "$work/small.redb" idle
+    "$bin/groupd-load" idle --addr "$addr" --connections 1000 --seconds 2 >/dev/null 2>&1 &
+    idler=$!
+    sleep 1.5
+    idle_rss=$(rss_kib "$server")
+    wait "$idler"
+    stop "$server"
+    row "RSS with 1,000 idle connections (MiB)" "$(awk -v k="$idle_rss" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "< 32 MiB"
 
-start_groupd "$work/small.redb" small
+    start_groupd "$work/small.redb" small
 
-commits=$("$bin/groupd-load" commit-rate --dir "$work" --seconds "$secs" | field commits_per_s)
-row "one durable redb commit per create (calls/s)" "-" "$commits" "1" "baseline"
+    commits=$("$bin/groupd-load" commit-rate --dir "$work" --seconds "$secs" | field commits_per_s)
+    row "one durable redb commit per create (calls/s)" "-" "$commits" "1" "baseline"
 
-g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000)
-b=$(run --addr "$base" --mix get -c 8 -d 16 --ids 1000)
-get_small=$(field calls_per_s <<<"$g")
-row "getGroup 8x16 (calls/s)" "$get_small" "$(field calls_per_s <<<"$b")" \
-    "$(ratio "$get_small" "$(field calls_per_s <<<"$b")")" ">= 0.75"
+    g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000)
+    b=$(run --addr "$base" --mix get -c 8 -d 16 --ids 1000)
+    get_small=$(field calls_per_s <<<"$g")
+    row "getGroup 8x16 (calls/s)" "$get_small" "$(field calls_per_s <<<"$b")" \
+        "$(ratio "$get_small" "$(field calls_per_s <<<"$b")")" ">= 0.75"
 
-g=$(run --addr "$addr" --mix mixed -c 8 -d 16 --ids 1000)
-b=$(run --addr "$base" --mix mixed -c 8 -d 16 --ids 1000)
-row "mixed 90/5/5 8x16 (calls/s)" "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")" \
-    "$(ratio "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")")" ">= 0.5"
+    g=$(run --addr "$addr" --mix mixed -c 8 -d 16 --ids 1000)
+    b=$(run --addr "$base" --mix mixed -c 8 -d 16 --ids 1000)
+    row "mixed 90/5/5 8x16 (calls/s)" "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")" \
+        "$(ratio "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")")" ">= 0.5"
 
-for spec in "64 1 1" "1 64 1" "4 1 100"; do
-    read -r c d bsize <<<"$spec"
-    target=$(case "$spec" in "64 1 1") echo ">= 20";; "1 64 1") echo ">= 10";; *) echo ">= 50";; esac)
-    g=$(run --addr "$addr" --mix create -c "$c" -d "$d" -b "$bsize" --ids 1000)
-    label="createGroup ${c}x${d}"
-    if [ "$bsize" -gt 1 ]; then label="$label, batches of $bsize"; fi
-    label="$label (calls/s)"
-    row "$label" "$(field calls_per_s <<<"$g")" "$commits" "$(ratio "$(field calls_per_s <<<"$g")" "$commits")" "$target"
-done
+    for spec in "64 1 1" "1 64 1" "4 1 100"; do
+        read -r c d bsize <<<"$spec"
+        target=$(case "$spec" in "64 1 1") echo ">= 20";; "1 64 1") echo ">= 10";; *) echo ">= 50";; esac)
+        g=$(run --addr "$addr" --mix create -c "$c" -d "$d" -b "$bsize" --ids 1000)
+        label="createGroup ${c}x${d}"
+        if [ "$bsize" -gt 1 ]; then label="$label, batches of $bsize"; fi
+        label="$label (calls/s)"
+        row "$label" "$(field calls_per_s <<<"$g")" "$commits" "$(ratio "$(field calls_per_s <<<"$g")" "$commits")" "$target"
+    done
 
-g=$(run --addr "$addr" --mix get -c 8 -d 1 --ids 1000)
-b=$(run --addr "$base" --mix get -c 8 -d 1 --ids 1000)
-row "getGroup 8x1 p99 latency (ms)" "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")" \
-    "$(ratio "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")")" "< 2 ms"
+    g=$(run --addr "$addr" --mix get -c 8 -d 1 --ids 1000)
+    b=$(run --addr "$base" --mix get -c 8 -d 1 --ids 1000)
+    row "getGroup 8x1 p99 latency (ms)" "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")" \
+        "$(ratio "$(field p99_ms <<<"$g")" "$(field p99_ms <<<"$b")")" "< 2 ms"
 
-stop "$server"
+    stop "$server"
+}
 
-if [ "$scale" = 1 ]; then
+million_rows() {
     seeded=$( { /usr/bin/time -f "%e" "$bin/groupd-load" seed --db "$work/big.redb" --groups 1000000 2>&1 >/dev/null; } | tail -1)
     start=$(date +%s%N)
     # (debug for the storage module: it logs when the groups are loaded into memory)
@@ -139,7 +157,109 @@ if [ "$scale" = 1 ]; then
     row "1M groups: server peak RSS (MiB)" "$(awk -v k="$(hwm_kib "$server")" 'BEGIN{printf "%.1f", k/1024}')" "-" "-" "report"
     row "1M groups: seeding through Store (s)" "$seeded" "-" "-" "report"
     stop "$server"
+}
+
+# as_pg CMD…: runs CMD as the `postgres` OS user when this is root (initdb and postgres refuse
+# root), else as this user.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pgsql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pgport" -U postgres "$@"; }
+
+# postgres_missing: why the PostgreSQL rows cannot run here, or nothing.
+postgres_missing() {
+    for tool in initdb pg_ctl psql; do
+        if [ ! -x "$pgbin/$tool" ]; then
+            echo "no $pgbin/$tool (scripts/install-postgres.sh installs it; or set GROUPD_PG_BIN)"
+            return
+        fi
+    done
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        echo "running as root and there is no postgres OS user for initdb"
+    fi
+}
+
+# start_cluster: a throw-away cluster in a temp dir on a free port of 127.0.0.1; sets $pgport.
+# Every wait is bounded (pg_ctl -t); stop_cluster (the EXIT trap too) removes it.
+start_cluster() {
+    pgdir=$(mktemp -d "${TMPDIR:-/tmp}/groupd-bench-pg.XXXXXX")
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; fi
+    as_pg "$pgbin/initdb" -N -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$pgdir/data" \
+        >"$pgdir/initdb.log" 2>&1 || { cat "$pgdir/initdb.log" >&2; exit 1; }
+    for _ in 1 2 3 4 5; do
+        pgport=$((20000 + RANDOM % 40000))
+        if as_pg "$pgbin/pg_ctl" start -w -t 60 -D "$pgdir/data" -l "$pgdir/postgres.log" \
+            -o "-k $pgdir -p $pgport -c listen_addresses=127.0.0.1" >/dev/null; then
+            return
+        fi
+        # Only a port taken meanwhile is worth another try.
+        grep -q 'could not bind' "$pgdir/postgres.log" || break
+    done
+    echo "postgres did not start; log:" >&2; cat "$pgdir/postgres.log" >&2; exit 1
+}
+stop_cluster() {
+    if [ -z "$pgdir" ]; then return; fi
+    as_pg "$pgbin/pg_ctl" stop -m immediate -w -t 10 -D "$pgdir/data" >/dev/null 2>&1 || true
+    rm -rf "$pgdir"
+    pgdir=
+}
+
+# The PostgreSQL rows: groupd serving a database of the cluster, against a plain client.
+postgres_rows() {
+    local missing started url commits selects g b label
+    missing=$(postgres_missing)
+    if [ -n "$missing" ]; then
+        notes+=("PostgreSQL rows skipped: $missing")
+        echo "bench: ${notes[-1]}" >&2
+        return
+    fi
+    started=$SECONDS
+    start_cluster
+    pgsql -d postgres -c 'CREATE DATABASE bench' -c 'CREATE DATABASE bench_all'
+
+    url="postgres://postgres@127.0.0.1:$pgport/bench"
+    start_groupd "$url" pg
+    # groupd has made the table; 1,000 groups are written by SQL, as Kanboard would.
+    pgsql -d bench -c "INSERT INTO groups (name) SELECT 'seed-' || g FROM generate_series(1, 1000) g" \
+        -c 'VACUUM ANALYZE groups'
+
+    commits=$("$bin/groupd-load" pg-commit-rate --url "$url" --seconds "$secs" | field commits_per_s)
+    row "PG one INSERT per transaction (calls/s)" "-" "$commits" "1" "baseline"
+    selects=$("$bin/groupd-load" pg-select-rate --url "$url" -c 8 --ids 1000 --seconds "$secs" |
+        field calls_per_s)
+    row "PG 8 clients, depth-1 pk selects (calls/s)" "-" "$selects" "1" "baseline"
+
+    g=$(run --addr "$addr" --mix get -c 8 -d 16 --ids 1000 | field calls_per_s)
+    row "PG getGroup 8x16 (calls/s)" "$g" "$selects" "$(ratio "$g" "$selects")" "report"
+    for spec in "64 1 1 >= 8" "4 1 100 report"; do
+        read -r c d bsize target <<<"$spec"
+        g=$(run --addr "$addr" --mix create -c "$c" -d "$d" -b "$bsize" --ids 1000 | field calls_per_s)
+        label="PG createGroup ${c}x${d}"
+        if [ "$bsize" -gt 1 ]; then label="$label, batches of $bsize"; fi
+        row "$label (calls/s)" "$g" "$commits" "$(ratio "$g" "$commits")" "$target"
+    done
+    stop "$server"
+
+    # getAllGroups at 100,000 groups against groupd's own select from a plain client: what
+    # groupd adds is rendering the answer and the wire.
+    url="postgres://postgres@127.0.0.1:$pgport/bench_all"
+    start_groupd "$url" pg-all
+    pgsql -d bench_all -c "INSERT INTO groups (name, external_id)
+        SELECT 'group ' || md5(g::text), g::text FROM generate_series(1, 100000) g" \
+        -c 'VACUUM ANALYZE groups'
+    b=$("$bin/groupd-load" pg-select-rate --url "$url" --all -c 1 --warmup 0 --seconds "$secs" |
+        field p50_ms)
+    g=$("$bin/groupd-load" run --quiet --warmup 0 --duration "$secs" --addr "$addr" --mix all \
+        -c 1 -d 1 --ids 100000 | field p50_ms)
+    row "PG 100k groups: getAllGroups p50 (ms)" "$g" "$b" "$(ratio "$g" "$b")" "report"
+    stop "$server"
+    stop_cluster
+    notes+=("PostgreSQL rows: $((SECONDS - started)) s, cluster start to stop")
+}
+
+if [ "$redb" = 1 ]; then
+    redb_rows
+    if [ "$scale" = 1 ]; then million_rows; fi
 fi
+if [ "$postgres" = 1 ]; then postgres_rows; fi
 
 printf '\n| %-44s | %14s | %14s | %7s | %-8s |\n' "row" "groupd" "baseline" "ratio" "target"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" \
@@ -147,3 +267,4 @@ printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' 
 printf '%s\n' "${rows[@]}"
 echo
 echo "machine: $(nproc) cores; load generator and servers share it; ${secs}s per row after 1s warm-up"
+for note in "${notes[@]}"; do echo "$note"; done
