@@ -188,11 +188,14 @@ impl From<embedded::Store> for Backend {
     }
 }
 
+/// The PostgreSQL futures are boxed: they hold a query's state (kilobytes), and unboxed they
+/// would size every connection's task for it, embedded or not (1,000 idle connections: 22.4 MiB
+/// against 12.4 MiB before PostgreSQL came in).
 impl GroupStore for Backend {
     async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         match self {
             Backend::Embedded(store) => store.write(ops).await,
-            Backend::Postgres(store) => GroupStore::write(store, ops).await,
+            Backend::Postgres(store) => Box::pin(GroupStore::write(store, ops)).await,
         }
     }
 
@@ -202,21 +205,21 @@ impl GroupStore for Backend {
     {
         match self {
             Backend::Embedded(store) => GroupStore::get_each(store, ids, look).await,
-            Backend::Postgres(store) => GroupStore::get_each(store, ids, look).await,
+            Backend::Postgres(store) => Box::pin(GroupStore::get_each(store, ids, look)).await,
         }
     }
 
     async fn visit_all<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
         match self {
             Backend::Embedded(store) => GroupStore::visit_all(store, visitor).await,
-            Backend::Postgres(store) => GroupStore::visit_all(store, visitor).await,
+            Backend::Postgres(store) => Box::pin(GroupStore::visit_all(store, visitor)).await,
         }
     }
 
     async fn visit_dump<V: Visitor>(&self, visitor: V) -> Result<V, StoreError> {
         match self {
             Backend::Embedded(store) => GroupStore::visit_dump(store, visitor).await,
-            Backend::Postgres(store) => GroupStore::visit_dump(store, visitor).await,
+            Backend::Postgres(store) => Box::pin(GroupStore::visit_dump(store, visitor)).await,
         }
     }
 
@@ -237,7 +240,7 @@ impl GroupStore for Backend {
     async fn close(&self) {
         match self {
             Backend::Embedded(store) => store.close(),
-            Backend::Postgres(store) => store.close().await,
+            Backend::Postgres(store) => Box::pin(store.close()).await,
         }
     }
 }
