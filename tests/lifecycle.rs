@@ -112,6 +112,19 @@ fn exit_without_shutdown_ends_stdio_with_status_1() {
     }
 }
 
+/// `exit` sent as a request is taken as the notification: no answer, and the session ends.
+#[test]
+fn exit_sent_as_a_request_is_not_answered_and_ends_the_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut talk = Talk::stdio(&dir.path().join("groupd.redb"), Framing::Lines);
+    assert_eq!(
+        talk.call(request(1, "shutdown", Value::Null)),
+        result(1, Value::Null)
+    );
+    talk.send(&request(2, "exit", Value::Null).to_string());
+    assert_eq!(talk.ended(), (String::new(), Some(0)));
+}
+
 #[test]
 fn end_of_input_ends_stdio_with_status_0_with_or_without_shutdown() {
     for shutdown in [false, true] {
