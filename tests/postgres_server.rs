@@ -194,3 +194,84 @@ fn an_unreachable_database_is_retried_then_one_line_and_exit_1() {
     assert!(!stderr.contains("s3cret"), "{stderr}");
     assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}");
 }
+
+/// PostgreSQL stopped (`-m immediate`) under a create load, then started again: meanwhile every
+/// call gets `-32603` (never a false `false` or id); afterwards the same groupd serves again,
+/// and every create it acknowledged is stored.
+#[test]
+fn postgres_restarted_under_load_is_served_again_without_restarting_groupd() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(mut cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("restarted");
+    let port = cluster.port;
+    let groupd = serve(&url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (addr, stop) = (groupd.addr, Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut conn = Conn::tcp(addr);
+                let (mut acknowledged, mut internal, mut other) = (Vec::new(), 0, Vec::new());
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let name = format!("c{c} {i}");
+                    let request =
+                        json!({"jsonrpc": "2.0", "id": i, "method": "createGroup", "params": [name]});
+                    let answer: Value =
+                        serde_json::from_str(&conn.call(&request.to_string())).expect("JSON");
+                    match (answer["result"].as_u64(), answer["error"]["code"].as_i64()) {
+                        (Some(id), None) => acknowledged.push((id, name)),
+                        (None, Some(-32603)) => internal += 1,
+                        _ => other.push(answer),
+                    }
+                }
+                (acknowledged, internal, other)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    cluster.stop_immediate();
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.start_again();
+    assert_eq!(cluster.port, port, "the cluster came back on another port");
+    // Served again, by the same groupd, within a bounded time.
+    let mut probe = groupd.connect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer: Value = serde_json::from_str(
+            &probe.call(r#"{"jsonrpc":"2.0","id":"probe","method":"getAllGroups"}"#),
+        )
+        .expect("JSON");
+        if answer.get("result").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not served again: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (mut acknowledged, mut internal) = (Vec::new(), 0);
+    for client in clients {
+        let (acks, errors, other) = client.join().expect("client");
+        assert!(
+            other.is_empty(),
+            "answers that are neither an id nor -32603: {other:?}"
+        );
+        acknowledged.extend(acks);
+        internal += errors;
+    }
+    assert!(internal > 0, "no -32603 while PostgreSQL was down");
+    let stored = cluster.psql("restarted", "SELECT id || ' ' || name FROM groups");
+    let stored: std::collections::HashSet<&str> = stored.lines().collect();
+    for (id, name) in &acknowledged {
+        assert!(
+            stored.contains(format!("{id} {name}").as_str()),
+            "lost {id} {name}"
+        );
+    }
+}
