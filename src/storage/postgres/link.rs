@@ -47,13 +47,21 @@ pub(crate) struct Statements {
     pub dump: Statement,
 }
 
-const CREATE: &str = "INSERT INTO groups (name, external_id) VALUES ($1, $2) \
+/// A name already taken draws no id: the row is not even formed, so the sequence is not asked
+/// (an `ON CONFLICT` alone draws one first). Only a race with another writer's uncommitted
+/// insert of the same name, settled by `ON CONFLICT`, uses an id up.
+const CREATE: &str = "INSERT INTO groups (name, external_id) \
+     SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM groups WHERE name = $1) \
      ON CONFLICT (name) DO NOTHING RETURNING id::int8";
 
 /// The rows are inserted, and their ids drawn, in the order of the arrays. A name that appears
-/// twice is inserted once (`DO NOTHING` also covers rows of the same statement).
+/// twice is inserted once, at its first place, and a name already taken draws no id (as for
+/// [`CREATE`]); `ON CONFLICT` settles only races with other writers.
 const CREATE_MANY: &str = "INSERT INTO groups (name, external_id) \
-     SELECT n, e FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (n, e, i) ORDER BY i \
+     SELECT n, e FROM ( \
+         SELECT n, e, i, row_number() OVER (PARTITION BY n ORDER BY i) AS first \
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (n, e, i)) AS t \
+     WHERE first = 1 AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = t.n) ORDER BY i \
      ON CONFLICT (name) DO NOTHING RETURNING id::int8, name::text";
 
 /// One statement, so that a round stays one round trip. A rename to the group's current name is
