@@ -17,6 +17,9 @@
 
 #![allow(dead_code)] // each test crate uses its own part of the harness
 
+#[path = "../support/test_database.rs"]
+mod test_database;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -52,25 +55,38 @@ pub type Exchange<'a> = (&'a str, Option<&'a str>);
 const SENTINEL: &str = r#"{"jsonrpc":"2.0","method":"getAllGroups","id":"sentinel"}"#;
 const SENTINEL_ANSWER: &str = r#"{"jsonrpc":"2.0","id":"sentinel","result":"#;
 
-/// A temporary directory holding one database file; removed when dropped.
+/// A fresh database for one test: a file in a temporary directory (removed when dropped), or,
+/// when `GROUPD_TEST_POSTGRES` names a PostgreSQL server (`postgres://USER@HOST:PORT`, as
+/// `scripts/test.sh` sets it for its PostgreSQL pass), a new database on it.
 pub struct Db {
     _dir: TempDir,
     path: PathBuf,
+    url: Option<String>,
 }
 
 impl Db {
     pub fn new() -> Db {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let path = dir.path().join("groupd.redb");
-        Db { _dir: dir, path }
+        let url = test_database::fresh_postgres_database();
+        Db {
+            _dir: dir,
+            path,
+            url,
+        }
     }
 
+    /// The database file (meaningless on PostgreSQL: tests of the file itself do not run there).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// What `--db` takes.
     pub fn arg(&self) -> &str {
-        self.path.to_str().expect("temporary paths are UTF-8")
+        match &self.url {
+            Some(url) => url,
+            None => self.path.to_str().expect("temporary paths are UTF-8"),
+        }
     }
 }
 
@@ -101,7 +117,7 @@ impl Server {
 
     /// `groupd serve` on the database `db`, which outlives this server (restarts).
     pub fn start_on(db: &Db, args: &[&str]) -> Server {
-        Server::try_start(db.path(), args)
+        Server::try_start(Path::new(db.arg()), args)
             .unwrap_or_else(|f| panic!("groupd serve exited with {}: {}", f.status, f.stderr))
     }
 

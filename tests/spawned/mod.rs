@@ -6,6 +6,9 @@
 
 pub mod talk;
 
+#[path = "../support/test_database.rs"]
+mod test_database;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,10 +29,13 @@ pub struct Server {
 
 impl Server {
     /// `groupd serve --listen 127.0.0.1:0 --db DIR/groupd.redb ARGS…`, once it listens.
+    /// On the PostgreSQL pass of `scripts/test.sh`, a new PostgreSQL database instead.
     pub fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("groupd.redb");
-        Server::start_on(dir, db.to_str().expect("path"), args)
+        let file = dir.path().join("groupd.redb");
+        let db = test_database::fresh_postgres_database()
+            .unwrap_or_else(|| file.to_str().expect("path").to_owned());
+        Server::start_on(dir, &db, args)
     }
 
     /// `groupd serve --listen 127.0.0.1:0 --db DB ARGS…` (a file in `dir`, or a PostgreSQL URL),
