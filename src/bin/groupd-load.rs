@@ -137,7 +137,10 @@ struct RunArgs {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 enum Mix {
+    /// getGroup with positional params (`[7]`).
     Get,
+    /// getGroup with named params (`{"group_id":7}`), the other shape clients send.
+    GetNamed,
     All,
     Create,
     Update,
@@ -148,6 +151,7 @@ enum Mix {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Get,
+    GetNamed,
     All,
     Create,
     Update,
@@ -401,6 +405,7 @@ async fn drive(
 fn pick(mix: Mix, rng: &mut Rng) -> Kind {
     match mix {
         Mix::Get => Kind::Get,
+        Mix::GetNamed => Kind::GetNamed,
         Mix::All => Kind::All,
         Mix::Create => Kind::Create,
         Mix::Update => Kind::Update,
@@ -430,6 +435,12 @@ fn write_request(
             write!(
                 out,
                 r#"{{"jsonrpc":"2.0","method":"getGroup","id":{id},"params":[{group}]}}"#
+            )
+        }
+        Kind::GetNamed => {
+            write!(
+                out,
+                r#"{{"jsonrpc":"2.0","method":"getGroup","id":{id},"params":{{"group_id":{group}}}}}"#
             )
         }
         Kind::All => write!(
@@ -475,7 +486,7 @@ fn verify(line: &[u8], first: u64, kinds: &[Kind], batch: bool) -> Result<(), St
         }
         let result = answer.result.ok_or_else(|| bad("no result"))?.get();
         let shape_ok = match kind {
-            Kind::Get => result.starts_with("{\"id\":\""),
+            Kind::Get | Kind::GetNamed => result.starts_with("{\"id\":\""),
             Kind::All => result.starts_with('['),
             Kind::Create => result.bytes().all(|b| b.is_ascii_digit()),
             Kind::Update => result == "true",
