@@ -8,16 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use common::{Db, Finished, Server};
+use common::{Db, Finished, Server, one_line};
 
 fn groupd(args: &[&str], input: &[u8]) -> Finished {
     common::run(args, input)
-}
-
-fn one_line(text: &str) -> &str {
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line: {text:?}");
-    lines[0]
 }
 
 /// A database with groups created, renamed and removed (the last id removed too, so next_id is

@@ -6,16 +6,10 @@ mod common;
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use common::{Db, Finished, Server};
+use common::{Db, Finished, Server, one_line};
 
 fn groupd(args: &[&str], input: &[u8]) -> Finished {
     common::run(args, input)
-}
-
-fn one_line(text: &str) -> &str {
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line: {text:?}");
-    lines[0]
 }
 
 /// The calls that fill a database (shared with `tests/backup.rs`).

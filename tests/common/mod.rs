@@ -576,3 +576,10 @@ pub const BACKUP_FILL: [&str; 9] = [
     r#"{"jsonrpc":"2.0","method":"createGroup","id":8,"params":["five"]}"#,
     r#"{"jsonrpc":"2.0","method":"removeGroup","id":9,"params":[5]}"#,
 ];
+
+/// The one line of `text` (a one-line error message), failing the test when there are more.
+pub fn one_line(text: &str) -> &str {
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line: {text:?}");
+    lines[0]
+}
