@@ -217,6 +217,9 @@ fn run_check(args: &CheckArgs) -> Result<(), BackupError> {
         CheckOutcome::RolledBack => {
             "repaired (the last commit did not verify and was rolled back: the writes of that one commit are lost)"
         }
+        CheckOutcome::LogCut => {
+            "repaired (the commit log was damaged: the commits before the damage were applied, those after it are lost; the log was kept as .wal.damaged)"
+        }
     };
     let note = note(bad);
     println!(

@@ -648,16 +648,22 @@ fn a_schema_version_1_database_is_migrated() {
 
     let (tables, version) = tables_and_version(&db);
     assert_eq!(tables, ["groups", "meta"]);
-    assert_eq!(version, Some(3));
+    assert_eq!(version, Some(4));
 }
 
-/// A database written by schema version 2 (which wrote `next_id` in every commit) opens as
-/// version 3 with its counter honoured: the next id comes from `next_id` when a removal left it
-/// above every id in `groups`.
+/// A database written by schema version 2 (which wrote `next_id` in every commit) or 3 (no
+/// commit log) opens as version 4 with its counter honoured: the next id comes from `next_id`
+/// when a removal left it above every id in `groups`.
 #[test]
 fn a_schema_version_2_database_keeps_its_id_counter() {
+    for version in [2, 3] {
+        old_database_keeps_its_id_counter(version);
+    }
+}
+
+fn old_database_keeps_its_id_counter(version: u64) {
     let db = Db::new();
-    old_database(&db, 2, &[(1, "Ops", ""), (3, "Dev", "")], 6);
+    old_database(&db, version, &[(1, "Ops", ""), (3, "Dev", "")], 6);
 
     let server = Server::start_on(&db, &[]);
     check(
@@ -678,5 +684,5 @@ fn a_schema_version_2_database_keeps_its_id_counter() {
     let (status, stderr) = server.stop("-TERM");
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 
-    assert_eq!(tables_and_version(&db).1, Some(3));
+    assert_eq!(tables_and_version(&db).1, Some(4));
 }

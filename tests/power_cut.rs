@@ -154,8 +154,8 @@ async fn round(seed: u64, torn: bool) -> u64 {
     }
     disk.cut_now();
     drop(service);
-    let image = disk.survivor().expect("the power is off");
-    let (service, mut found) = read_back(&PowerCut::from_image(image), &label).await;
+    let after = disk.survivor().expect("the power is off");
+    let (service, mut found) = read_back(&after, &label).await;
 
     let mut highest = 0;
     for (c, client) in clients.iter().enumerate() {

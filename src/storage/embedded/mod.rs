@@ -2,7 +2,9 @@
 //!
 //! Tables:
 //! - `groups`: id → (name, external_id). The source of truth.
-//! - `meta`: `schema_version`, and `next_id`, the id counter as of the last removal.
+//! - `meta`: `schema_version`, `next_id` (the id counter as of the last removal), and
+//!   `log_id`/`log_lsn`, which commit log belongs to the database and how much of it the
+//!   database holds durably ([`log`]).
 //!
 //! The next id is the larger of `next_id` and the highest id in `groups` plus one, so ids are
 //! never reused, across restarts too: a create leaves its id in `groups`, and only a removal
@@ -28,7 +30,8 @@
 //! write, skip the cost of opening a transaction and a table per call, and still see every
 //! write acknowledged before them. Writes go to one writer thread
 //! that commits whatever has queued up in one transaction (group commit: one fsync for many
-//! calls) and answers each caller only after that commit is durable. One failing call (a taken
+//! calls: durable by one record in the commit log, [`log`]) and answers each caller only after
+//! that commit is durable. One failing call (a taken
 //! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
 
 use std::path::{Path, PathBuf};
@@ -38,7 +41,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
+};
 use tokio::sync::oneshot;
 
 use super::{GroupStore, OpenError, StateInfo, StoreError, StoreStats, Visitor};
@@ -47,6 +52,7 @@ use crate::group::{Group, GroupRef, WriteOp, WriteOutcome};
 mod contain;
 mod faults;
 mod file;
+mod log;
 mod mirror;
 mod names;
 mod offline;
@@ -120,6 +126,8 @@ struct Shared {
     reopen: Box<dyn Fn() -> Result<Database, redb::Error> + Send + Sync>,
     /// Writes and syncs a scratch file beside the database: whether the disk works again.
     probe: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    /// Removes the commit log, once a clean close has checkpointed it.
+    remove_log: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
     /// Durable commits made, and the calls they held.
     commits: AtomicU64,
     committed_calls: AtomicU64,
@@ -377,7 +385,16 @@ impl Store {
             written
         };
         let open = move || open_database(file::ZeroFilledFile::new(open_file(&owned)?)?);
-        Self::open_with(path, open, probe)
+        let log_path = log::path(path);
+        let open_log = || -> std::io::Result<Box<dyn StorageBackend>> {
+            let file = log::open_file(&log_path)?;
+            Ok(Box::new(
+                file::ZeroFilledFile::new(file).map_err(std::io::Error::other)?,
+            ))
+        };
+        let removed = log_path.clone();
+        let remove_log = move || std::fs::remove_file(&removed);
+        Self::open_with(path, open, open_log, remove_log, probe)
     }
 
     /// [`Store::open`] on a disk whose failures `faults` controls: for tests of what a failing
@@ -396,25 +413,47 @@ impl Store {
             let _ = std::fs::remove_file(&scratch);
             written
         };
+        let log_path = log::path(path);
+        let log_faults = faults.clone();
+        let open_log = || -> std::io::Result<Box<dyn StorageBackend>> {
+            let file = faults::FaultyFile::new(log::open_file(&log_path)?, log_faults)
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(file))
+        };
+        let removed = log_path.clone();
+        let remove_log = move || std::fs::remove_file(&removed);
         let open =
             move || open_database(faults::FaultyFile::new(open_file(&owned)?, faults.clone())?);
-        Self::open_with(path, open, probe)
+        Self::open_with(path, open, open_log, remove_log, probe)
     }
 
     /// [`Store::open`] on an in-memory disk that a test can cut the power of (see [`PowerCut`]).
     pub fn open_on_power_cut(disk: &PowerCut) -> Result<Store, OpenError> {
-        let (for_open, for_probe) = (disk.clone(), disk.clone());
+        let (for_open, for_probe, for_remove) = (disk.clone(), disk.clone(), disk.clone());
         let open = move || {
             open_database(power_cut::PowerCutFile {
                 disk: for_open.clone(),
+                file: power_cut::DATABASE,
             })
         };
-        Self::open_with(Path::new("power-cut disk"), open, move || for_probe.probe())
+        let log = power_cut::PowerCutFile {
+            disk: disk.clone(),
+            file: power_cut::LOG,
+        };
+        Self::open_with(
+            Path::new("power-cut disk"),
+            open,
+            move || Ok(Box::new(log)),
+            move || for_remove.remove_log(),
+            move || for_probe.probe(),
+        )
     }
 
     fn open_with(
         path: &Path,
         open: impl Fn() -> Result<Database, redb::Error> + Send + Sync + 'static,
+        open_log: impl FnOnce() -> std::io::Result<Box<dyn StorageBackend>>,
+        remove_log: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
         probe: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
     ) -> Result<Store, OpenError> {
         let unreadable = |e| open_error(path, e);
@@ -423,12 +462,20 @@ impl Store {
         let ms = started.elapsed().as_millis();
         tracing::debug!(ms, "database opened, every page verified");
         schema::check(path, &db)?;
+        let log = open_log()
+            .and_then(log::CommitLog::new)
+            .map_err(|e| OpenError::Unreadable {
+                path: log::path(path),
+                source: Box::new(e),
+            })?;
+        let log = log::recover_at_open(path, &db, log, false)?;
         let shared = Arc::new(Shared {
             mirror: RwLock::new(None),
             snapshot: RwLock::new(None),
             db: RwLock::new(Some(Arc::new(db))),
             reopen: Box::new(open),
             probe: Box::new(probe),
+            remove_log: Box::new(remove_log),
             commits: AtomicU64::new(0),
             committed_calls: AtomicU64::new(0),
             fault: Mutex::new(None),
@@ -441,7 +488,7 @@ impl Store {
             .spawn(move || {
                 // The writer never dies silently: a panic outside the engine's calls (which
                 // are contained one by one) is a fault too, and every later write gets -32603.
-                if let Err(panic) = contain::run(|| write_loop(&writer_shared, &rx)) {
+                if let Err(panic) = contain::run(|| write_loop(&writer_shared, &rx, log)) {
                     writer_shared.distrust(&contain::panicked("the writer's loop", &panic));
                 }
             })

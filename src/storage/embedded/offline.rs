@@ -26,6 +26,9 @@ pub enum CheckOutcome {
     Healthy,
     /// The last commit did not verify, and redb rolled back to the one before it (`--repair`).
     RolledBack,
+    /// The commit log was damaged: the commits before the damage were applied, and the log
+    /// was set aside as `<log>.damaged` (`--repair`).
+    LogCut,
 }
 
 /// A verified database, opened by a command rather than a server.
@@ -59,10 +62,13 @@ impl Offline {
             db: Some(db),
             path: path.to_path_buf(),
         };
-        super::schema::check(path, offline.db().map_err(unreadable)?)?;
-        let outcome = match rolled_back.load(Ordering::SeqCst) {
-            true => CheckOutcome::RolledBack,
-            false => CheckOutcome::Healthy,
+        let db = offline.db().map_err(unreadable)?;
+        super::schema::check(path, db)?;
+        let cut = apply_log(path, db, repair)?;
+        let outcome = match (cut, rolled_back.load(Ordering::SeqCst)) {
+            (true, _) => CheckOutcome::LogCut,
+            (false, true) => CheckOutcome::RolledBack,
+            (false, false) => CheckOutcome::Healthy,
         };
         Ok((offline, outcome))
     }
@@ -82,6 +88,57 @@ impl Offline {
     pub fn file_bytes(&self) -> std::io::Result<u64> {
         Ok(std::fs::metadata(&self.path)?.len())
     }
+}
+
+/// Applies the commit log beside `path`, if there is one, as a server's open would, then
+/// removes it (the database now holds it all), so the file is complete on its own. With
+/// `repair`, a damaged log is applied up to the damage and kept as `<log>.damaged`; whether
+/// that happened.
+fn apply_log(path: &Path, db: &Database, repair: bool) -> Result<bool, OpenError> {
+    let log_path = super::log::path(path);
+    let file = match OpenOptions::new().read(true).write(true).open(&log_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(OpenError::Unreadable {
+                path: log_path,
+                source: Box::new(e),
+            });
+        }
+    };
+    let unreadable = |e: std::io::Error| OpenError::Unreadable {
+        path: log_path.clone(),
+        source: Box::new(e),
+    };
+    let backend =
+        file::ZeroFilledFile::new(file).map_err(|e| unreadable(std::io::Error::other(e)))?;
+    let log = super::log::CommitLog::new(Box::new(backend)).map_err(unreadable)?;
+    let damaged = match super::log::recover_at_open(path, db, log, false) {
+        Ok(log) => {
+            drop(log);
+            false
+        }
+        Err(OpenError::Damaged { .. }) if repair => {
+            let file = OpenOptions::new().read(true).write(true).open(&log_path);
+            let backend = file
+                .and_then(|f| file::ZeroFilledFile::new(f).map_err(std::io::Error::other))
+                .map_err(unreadable)?;
+            let log = super::log::CommitLog::new(Box::new(backend)).map_err(unreadable)?;
+            drop(super::log::recover_at_open(path, db, log, true)?);
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    let gone = match damaged {
+        true => {
+            let mut aside = log_path.clone().into_os_string();
+            aside.push(".damaged");
+            std::fs::rename(&log_path, aside)
+        }
+        false => std::fs::remove_file(&log_path),
+    };
+    gone.map_err(unreadable)?;
+    Ok(damaged)
 }
 
 impl Drop for Offline {

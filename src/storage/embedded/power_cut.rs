@@ -3,7 +3,8 @@
 //! a missing fsync (the page cache survives it); this disk can: it records every write, and
 //! at a cut keeps only what an fsync made durable, optionally plus a random subset of the
 //! pages written since (torn writes: a disk that wrote some of its queue before the power
-//! went). Production never uses it; only [`super::Store::open_on_power_cut`] does.
+//! went). It holds two files, the database and its commit log, and one cut takes both at the
+//! same moment. Production never uses it; only [`super::Store::open_on_power_cut`] does.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,22 +21,33 @@ enum Pending {
     SetLen(u64),
 }
 
+/// The database file.
+pub(super) const DATABASE: usize = 0;
+/// The commit log.
+pub(super) const LOG: usize = 1;
+
+/// One file on the disk.
 #[derive(Debug, Default)]
-struct State {
+struct FileState {
     /// What reads see.
     current: Vec<u8>,
     /// What the last fsync made durable.
     durable: Vec<u8>,
     /// Changes since then, in order.
     pending: Vec<Pending>,
-    /// Writes, length changes and fsyncs so far.
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: [FileState; 2],
+    /// Writes, length changes and fsyncs so far, to either file.
     ops: u64,
     /// The cut comes instead of this operation.
     cut_at: Option<u64>,
     /// `Some(seed)`: a random subset of the pending pages survives the cut.
     torn: Option<u64>,
-    /// After the cut: the file as the power cut left it. Every later operation fails.
-    survivor: Option<Vec<u8>>,
+    /// After the cut: the files as the power cut left them. Every later operation fails.
+    survivor: Option<[Vec<u8>; 2]>,
 }
 
 /// A shared handle on one disk: the test keeps one, every backend opened on it another.
@@ -50,13 +62,15 @@ impl PowerCut {
         Self::default()
     }
 
-    /// A disk holding `image`, all of it durable (a file after a power cut, powered up again).
-    pub fn from_image(image: Vec<u8>) -> Self {
+    /// A disk holding `images` (database, log), all of it durable.
+    fn from_images(images: [Vec<u8>; 2]) -> Self {
         let disk = Self::default();
         {
             let mut state = disk.lock();
-            state.durable = image.clone();
-            state.current = image;
+            for (file, image) in state.files.iter_mut().zip(images) {
+                file.durable = image.clone();
+                file.current = image;
+            }
         }
         disk
     }
@@ -86,9 +100,22 @@ impl PowerCut {
         }
     }
 
-    /// The file as the cut left it; `None` while the power is on.
-    pub fn survivor(&self) -> Option<Vec<u8>> {
-        self.lock().survivor.clone()
+    /// The disk as the cut left it, powered up again; `None` while the power is on.
+    pub fn survivor(&self) -> Option<PowerCut> {
+        let images = self.lock().survivor.clone()?;
+        Some(Self::from_images(images))
+    }
+
+    /// The database file as it is now (what reads see).
+    pub fn database(&self) -> Vec<u8> {
+        self.lock().files[DATABASE].current.clone()
+    }
+
+    /// Removes the commit log (a clean close does): the file is empty from then on.
+    pub(super) fn remove_log(&self) -> io::Result<()> {
+        let mut state = self.step()?;
+        state.files[LOG] = FileState::default();
+        Ok(())
     }
 
     /// Counts one operation; fails it if the power is (now) off.
@@ -112,9 +139,15 @@ impl PowerCut {
 }
 
 fn cut(state: &mut State) {
-    let mut image = state.durable.clone();
     let mut rng = state.torn.map(|seed| seed | 1);
-    for change in &state.pending {
+    let images = [DATABASE, LOG].map(|i| cut_file(&mut state.files[i], &mut rng));
+    state.survivor = Some(images);
+}
+
+/// What a cut leaves of `file`: what was synced, and with `rng`, a random part of the rest.
+fn cut_file(file: &mut FileState, rng: &mut Option<u64>) -> Vec<u8> {
+    let mut image = file.durable.clone();
+    for change in &file.pending {
         let Some(seed) = rng.as_mut() else { break };
         match change {
             Pending::SetLen(len) => {
@@ -135,8 +168,8 @@ fn cut(state: &mut State) {
             }
         }
     }
-    state.pending.clear();
-    state.survivor = Some(image);
+    file.pending.clear();
+    image
 }
 
 /// xorshift64: heads or tails.
@@ -156,15 +189,17 @@ fn write_into(file: &mut Vec<u8>, offset: u64, data: &[u8]) {
     file[start..end].copy_from_slice(data);
 }
 
-/// The backend redb opens on a [`PowerCut`] disk.
+/// A file on a [`PowerCut`] disk, as redb (or the commit log) opens it.
 #[derive(Debug)]
 pub(super) struct PowerCutFile {
     pub(super) disk: PowerCut,
+    /// [`DATABASE`] or [`LOG`].
+    pub(super) file: usize,
 }
 
 impl StorageBackend for PowerCutFile {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.disk.lock().current.len() as u64)
+        Ok(self.disk.lock().files[self.file].current.len() as u64)
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
@@ -172,7 +207,7 @@ impl StorageBackend for PowerCutFile {
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         let bytes = start
             .checked_add(out.len())
-            .and_then(|end| state.current.get(start..end))
+            .and_then(|end| state.files[self.file].current.get(start..end))
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
         out.copy_from_slice(bytes);
         Ok(())
@@ -180,24 +215,26 @@ impl StorageBackend for PowerCutFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.disk.step()?;
-        state
-            .current
+        let file = &mut state.files[self.file];
+        file.current
             .resize(usize::try_from(len).map_err(io::Error::other)?, 0);
-        state.pending.push(Pending::SetLen(len));
+        file.pending.push(Pending::SetLen(len));
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.disk.step()?;
-        state.durable = state.current.clone();
-        state.pending.clear();
+        let file = &mut state.files[self.file];
+        file.durable = file.current.clone();
+        file.pending.clear();
         Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut state = self.disk.step()?;
-        write_into(&mut state.current, offset, data);
-        state.pending.push(Pending::Write(offset, data.to_vec()));
+        let file = &mut state.files[self.file];
+        write_into(&mut file.current, offset, data);
+        file.pending.push(Pending::Write(offset, data.to_vec()));
         Ok(())
     }
 }
@@ -209,19 +246,33 @@ mod tests {
     #[test]
     fn a_cut_keeps_what_was_synced_and_no_more() {
         let disk = PowerCut::new();
-        let file = PowerCutFile { disk: disk.clone() };
+        let file = PowerCutFile {
+            disk: disk.clone(),
+            file: DATABASE,
+        };
+        let log = PowerCutFile {
+            disk: disk.clone(),
+            file: LOG,
+        };
         file.write(0, b"synced").unwrap();
         file.sync_data().unwrap();
+        log.write(0, b"log").unwrap();
+        log.sync_data().unwrap();
         file.write(0, b"lost!!").unwrap();
+        log.write(0, b"LOG").unwrap();
         disk.cut_now();
-        assert_eq!(disk.survivor().unwrap(), b"synced");
+        assert_eq!(disk.survivor().unwrap().database(), b"synced");
+        assert_eq!(disk.survivor().unwrap().lock().files[LOG].current, b"log");
         assert!(file.write(0, b"x").is_err() && file.sync_data().is_err());
     }
 
     #[test]
     fn a_torn_cut_keeps_some_unsynced_pages_whole() {
         let disk = PowerCut::new();
-        let file = PowerCutFile { disk: disk.clone() };
+        let file = PowerCutFile {
+            disk: disk.clone(),
+            file: DATABASE,
+        };
         file.set_len(8 * PAGE).unwrap();
         file.sync_data().unwrap();
         let op = disk.ops();
@@ -231,7 +282,7 @@ mod tests {
         }
         disk.cut_at(op + 9, Some(7));
         assert!(file.sync_data().is_err());
-        let image = disk.survivor().unwrap();
+        let image = disk.survivor().unwrap().database();
         let kept: Vec<bool> = image
             .chunks(PAGE as usize)
             .enumerate()

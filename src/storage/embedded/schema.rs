@@ -17,9 +17,16 @@ pub(super) const NAMES_V1: TableDefinition<&str, u64> = TableDefinition::new("na
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const SCHEMA_VERSION_KEY: &str = "schema_version";
 pub(super) const NEXT_ID_KEY: &str = "next_id";
+/// Which commit log belongs to this database: random, set when the database is created (or
+/// migrated), new for every restore (see [`super::log`]).
+pub(super) const LOG_ID_KEY: &str = "log_id";
+/// The last commit log record this database holds durably.
+pub(super) const LOG_LSN_KEY: &str = "log_lsn";
 
 /// The layout described above. Bump it, and teach [`Store::open`] to migrate, when it changes.
-pub const SCHEMA_VERSION: u64 = 3;
+/// Version 4 added the commit log (`log_id`, `log_lsn`): a groupd that knows only version 3
+/// would open such a database without applying its log, so it must refuse it.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Opens (or creates) a database on `backend`, verifying the whole file first: with
 /// `set_check_integrity_on_open`, redb checks the checksum of every page of the committed
@@ -80,8 +87,8 @@ pub(super) fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Creates missing tables and meta records; returns the schema version found.
-/// Migrates version 1 (drops its `names` table) and version 2 (nothing to change) in the same
-/// transaction.
+/// Migrates version 1 (drops its `names` table), 2 and 3 (a log id is added, as for every
+/// database without one) in the same transaction.
 pub(super) fn initialise(db: &Database) -> Result<u64, redb::Error> {
     let txn = db.begin_write()?;
     let version = {
@@ -90,7 +97,7 @@ pub(super) fn initialise(db: &Database) -> Result<u64, redb::Error> {
         let found = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
         let version = match found {
             None => SCHEMA_VERSION,
-            Some(old @ (1 | 2)) => {
+            Some(old @ (1..=3)) => {
                 if old == 1 {
                     txn.delete_table(NAMES_V1)?;
                 }
@@ -105,10 +112,23 @@ pub(super) fn initialise(db: &Database) -> Result<u64, redb::Error> {
         if meta.get(NEXT_ID_KEY)?.is_none() {
             meta.insert(NEXT_ID_KEY, 1)?;
         }
+        if version == SCHEMA_VERSION && meta.get(LOG_ID_KEY)?.is_none() {
+            meta.insert(LOG_ID_KEY, new_log_id())?;
+            meta.insert(LOG_LSN_KEY, 0)?;
+        }
         version
     };
     txn.commit()?;
     Ok(version)
+}
+
+/// A random log id (never 0): the standard library's per-process random hash keys, over the
+/// time and the process id.
+fn new_log_id() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now();
+    let id = std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()));
+    id.max(1)
 }
 
 /// Creates or migrates the layout of the freshly opened `db` (see [`initialise`]) and refuses a

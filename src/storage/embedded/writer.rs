@@ -1,16 +1,18 @@
 //! The writer thread: the only one that changes the database. It takes every write waiting,
-//! applies each as it arrives, commits them in one durable transaction (group commit), updates
-//! the mirror, and only then answers each caller.
+//! applies each as it arrives to one transaction, makes their changes durable with one record
+//! in the commit log (group commit: one sync for many calls, see [`super::log`]), commits the
+//! transaction, updates the mirror, and only then answers each caller.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::contain::contained;
+use super::log::{CHECKPOINT_BYTES, CommitLog, Entry, Recovered, checkpoint, recover};
 use super::mirror::Change;
 use super::names::NameIndex;
 use super::schema::{GROUPS, META, NEXT_ID_KEY, next_id};
@@ -26,6 +28,10 @@ const MAX_CALLS_PER_COMMIT: usize = 4096;
 /// turn around); batches and mixed loads were as fast or faster.
 const GATHER_WAIT: Duration = Duration::from_micros(50);
 
+/// How long writes must pause before the writer checkpoints the commit log: soon after writes
+/// stop, the database file alone holds them all.
+const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
+
 pub(super) type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>;
 
 pub(super) struct Job {
@@ -33,21 +39,33 @@ pub(super) struct Job {
     pub(super) reply: Reply,
 }
 
-pub(super) fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
+/// Commits writes until the store closes; then checkpoints the log and removes it (a clean
+/// close), unless a failure or a fault means the log may still hold what the database lacks.
+pub(super) fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>, mut log: CommitLog) {
     let mut names = shared.load();
     let (mut last_jobs, mut failed) = (1, false);
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = match jobs.recv_timeout(IDLE_CHECKPOINT) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                if log.written() > 0 && !failed && shared.fault().is_none() {
+                    failed = !checkpoint_log(shared, &mut log);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         if let Some(fault) = shared.fault() {
             refuse(first, jobs, &fault);
             continue;
         }
         let started = Instant::now();
         if failed {
-            match shared.reopen() {
+            match reopen(shared, &mut log) {
                 Ok(()) => tracing::info!("database reopened after a failed commit"),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot reopen the database");
-                    // A reopen verifies the file: damage found there ends writes too.
+                    // A reopen verifies the file and the log: damage found there ends writes too.
                     shared.distrust(&e);
                 }
             }
@@ -58,7 +76,7 @@ pub(super) fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
             names = shared.load();
         }
         let (batch, committed) = match (names.as_mut(), shared.db()) {
-            (Some(names), Ok(db)) => commit_round(&db, first, jobs, last_jobs, names),
+            (Some(names), Ok(db)) => commit_round(&db, &mut log, first, jobs, last_jobs, names),
             (None, _) => (
                 vec![first],
                 Err(redb::Error::Io(std::io::Error::other(
@@ -107,6 +125,60 @@ pub(super) fn write_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
                 }
             }
         }
+        if !failed && log.written() >= CHECKPOINT_BYTES {
+            failed = !checkpoint_log(shared, &mut log);
+        }
+    }
+    if failed || shared.fault().is_some() {
+        tracing::warn!("the commit log is kept: the next open applies it");
+    } else if log.written() > 0 && !checkpoint_log(shared, &mut log) {
+        tracing::warn!("the commit log is kept: the next open applies it");
+    } else {
+        drop(log);
+        if let Err(e) = (shared.remove_log)() {
+            tracing::warn!(error = %e, "cannot remove the checkpointed commit log");
+        }
+    }
+}
+
+/// Makes the database hold the whole log durably (see [`checkpoint`]); whether it could. A
+/// failed checkpoint leaves the log as it was, and the database to be reopened.
+fn checkpoint_log(shared: &Shared, log: &mut CommitLog) -> bool {
+    let started = Instant::now();
+    let done = shared
+        .db()
+        .and_then(|db| contained("a checkpoint", || checkpoint(&db, log)));
+    match done {
+        Ok(()) => {
+            tracing::debug!(
+                ms = started.elapsed().as_millis(),
+                "commit log checkpointed"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "checkpoint failed; the commit log keeps the commits");
+            shared.distrust(&e);
+            false
+        }
+    }
+}
+
+/// Reopens the database after a failed commit and applies the commit log to it: a commit
+/// that failed after its record was synced is in the database afterwards.
+fn reopen(shared: &Shared, log: &mut CommitLog) -> Result<(), redb::Error> {
+    shared.reopen()?;
+    let db = shared.db()?;
+    match contained("the commit log's recovery", || recover(&db, log, false))? {
+        Recovered::Applied(0) => Ok(()),
+        Recovered::Applied(records) => {
+            tracing::info!(records, "commits applied from the commit log");
+            shared.refresh();
+            Ok(())
+        }
+        Recovered::Damaged(at) => Err(redb::Error::Corrupted(format!(
+            "the commit log is damaged at byte {at}"
+        ))),
     }
 }
 
@@ -132,6 +204,7 @@ type Committed = (Vec<Vec<WriteOutcome>>, Vec<Change>);
 /// Returns the jobs taken, whatever became of the commit.
 fn commit_round(
     db: &Database,
+    log: &mut CommitLog,
     first: Job,
     jobs: &mpsc::Receiver<Job>,
     last_jobs: usize,
@@ -139,21 +212,25 @@ fn commit_round(
 ) -> (Vec<Job>, Result<Committed, redb::Error>) {
     let mut batch = vec![first];
     let committed = contained("a commit", || {
-        apply_round(db, &mut batch, jobs, last_jobs, names)
+        apply_round(db, log, &mut batch, jobs, last_jobs, names)
     });
     (batch, committed)
 }
 
+/// Applies the jobs to one transaction, syncs their changes to the log, and commits the
+/// transaction without a sync of its own (the log made it durable).
 fn apply_round(
     db: &Database,
+    log: &mut CommitLog,
     batch: &mut Vec<Job>,
     jobs: &mpsc::Receiver<Job>,
     last_jobs: usize,
     names: &mut NameIndex,
 ) -> Result<Committed, redb::Error> {
     let deadline = Instant::now() + GATHER_WAIT;
-    let txn = db.begin_write()?;
-    let committed = {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::None)?;
+    let (committed, entry, next_id) = {
         let mut tables = Tables::open(&txn, names)?;
         let mut outcomes = Vec::with_capacity(last_jobs);
         let mut calls = 0;
@@ -183,9 +260,17 @@ fn apply_round(
         if tables.removed {
             tables.meta.insert(NEXT_ID_KEY, tables.next_id)?;
         }
-        (outcomes, tables.changes)
+        ((outcomes, tables.changes), tables.entry, tables.next_id)
     };
-    txn.commit()?;
+    if entry.is_empty() {
+        txn.abort()?;
+    } else {
+        log.append(next_id, &entry)?;
+        if let Err(e) = txn.commit() {
+            log.retract();
+            return Err(e.into());
+        }
+    }
     Ok(committed)
 }
 
@@ -201,6 +286,8 @@ struct Tables<'txn, 'n> {
     removed: bool,
     /// What the ops changed, for the mirror.
     changes: Vec<Change>,
+    /// The same, for the commit log.
+    entry: Entry,
 }
 
 impl<'txn, 'n> Tables<'txn, 'n> {
@@ -214,6 +301,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
             meta,
             removed: false,
             changes: Vec::new(),
+            entry: Entry::default(),
         })
     }
 
@@ -228,6 +316,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                 self.next_id += 1;
                 groups.insert(id, (name.as_str(), external_id.as_str()))?;
                 self.changes.push(Change::put(id, name, external_id));
+                self.entry.put(id, name, external_id);
                 Ok(WriteOutcome::Created(id))
             }
             WriteOp::Update {
@@ -255,6 +344,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                 groups.insert(id, (new_name, new_external_id))?;
                 self.changes
                     .push(Change::put(*id, new_name, new_external_id));
+                self.entry.put(*id, new_name, new_external_id);
                 Ok(WriteOutcome::Applied)
             }
             WriteOp::Remove { id } => {
@@ -264,6 +354,7 @@ impl<'txn, 'n> Tables<'txn, 'n> {
                 names.remove(&old_name);
                 self.removed = true;
                 self.changes.push(Change::remove(*id));
+                self.entry.remove(*id);
                 Ok(WriteOutcome::Applied)
             }
         }
