@@ -217,27 +217,24 @@ fn checksum(record: &[u8]) -> u32 {
     crc.finalize()
 }
 
-/// A record in `file` at `at` that verifies and belongs to log `id`: it and where the next one
+/// A record in `log` at `at` that verifies and belongs to log `id`: it and where the next one
 /// starts.
-fn read_at(file: &dyn StorageBackend, at: u64, len: u64, id: u64) -> Option<(Record, u64)> {
-    let mut header = [0; HEADER];
-    if at + HEADER as u64 > len || file.read(at, &mut header).is_err() {
-        return None;
-    }
+fn read_at(log: &[u8], at: u64, id: u64) -> Option<(Record, u64)> {
+    let start = usize::try_from(at).ok()?;
+    let header = log.get(start..start.checked_add(HEADER)?)?;
     let word =
         |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let long = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap_or([0; 8]));
     if word(0) != MAGIC || long(8) != id {
         return None;
     }
-    let payload = word(4) as u64;
-    let end = at + (HEADER as u64 + payload).next_multiple_of(8);
-    if payload < 8 || end > len {
+    let payload = word(4) as usize;
+    let end = start.checked_add((HEADER + payload).next_multiple_of(8))?;
+    if payload < 8 || end > log.len() {
         return None;
     }
-    let mut record = vec![0; HEADER + payload as usize];
-    file.read(at, &mut record).ok()?;
-    if checksum(&record) != word(24) {
+    let record = &log[start..start + HEADER + payload];
+    if checksum(record) != word(24) {
         return None;
     }
     let (next_id, changes) = decode(&record[HEADER..])?;
@@ -247,7 +244,7 @@ fn read_at(file: &dyn StorageBackend, at: u64, len: u64, id: u64) -> Option<(Rec
             next_id,
             changes,
         },
-        end,
+        end as u64,
     ))
 }
 
@@ -293,9 +290,13 @@ pub(super) fn scan(
     after: u64,
     cut_at_damage: bool,
 ) -> io::Result<Result<Vec<Record>, u64>> {
+    // Read whole (at most a checkpoint's worth and one record): the damage probe below looks
+    // at every 8th byte, which one read per look would make a million system calls.
     let len = file.len()?;
+    let mut log = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+    file.read(0, &mut log)?;
     let (mut at, mut records, mut last) = (0, Vec::new(), None::<u64>);
-    while let Some((record, next)) = read_at(file, at, len, id) {
+    while let Some((record, next)) = read_at(&log, at, id) {
         if last.map_or(record.lsn > after + 1, |last| record.lsn != last + 1) {
             break;
         }
@@ -311,7 +312,7 @@ pub(super) fn scan(
     let expected = last.map_or(after + 1, |l| l + 1).max(after + 1);
     let mut probe = at;
     while probe + HEADER as u64 <= len {
-        if let Some((record, _)) = read_at(file, probe, len, id)
+        if let Some((record, _)) = read_at(&log, probe, id)
             && record.lsn >= expected
         {
             return Ok(Err(at));
