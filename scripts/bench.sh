@@ -8,8 +8,10 @@
 #
 # Every row prints groupd's figure, the baseline measured in the same run, and their ratio.
 # Baselines: `groupd-load baseline` (a server that answers each line with a fixed valid
-# response, parsing only ids: the transport ceiling) and `groupd-load commit-rate` (one durable
-# redb commit per create). The load generator verifies every answer and fails loudly on a wrong
+# response, parsing only ids: the transport ceiling), the same with `--log` (writes answered
+# only once synced to a log, group commit: the ceiling durable answers allow, printed as
+# "ceiling" rows beside the write rows) and `groupd-load commit-rate` (one durable redb commit
+# per create). The load generator verifies every answer and fails loudly on a wrong
 # one. Nothing here judges the figures: it prints them.
 #
 # The PostgreSQL rows serve `--db postgres://…` from a throw-away cluster this script starts
@@ -70,6 +72,9 @@ redb_rows() {
     "$bin/groupd-load" baseline --listen 127.0.0.1:0 2>"$work/baseline.log" &
     pids+=("$!")
     base=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/baseline.log")")
+    "$bin/groupd-load" baseline --listen 127.0.0.1:0 --log "$work" 2>"$work/durable.log" &
+    pids+=("$!")
+    durable=$(sed 's/baseline //' <<<"$(wait_for_addr "$work/durable.log")")
 
     "$bin/groupd-load" seed --db "$work/small.redb" --groups 1000 2>/dev/null
 
@@ -103,6 +108,14 @@ redb_rows() {
     b=$(run --addr "$base" --mix mixed -c 8 -d 16 --ids 1000)
     row "mixed 90/5/5 8x16 (calls/s)" "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")" \
         "$(ratio "$(field calls_per_s <<<"$g")" "$(field calls_per_s <<<"$b")")" ">= 0.3"
+    # The ceilings of the rows with writes: the fixed-answer server that also syncs each write
+    # to a log before answering it (group commit, answers in order), measuring no storage at all.
+    d=$(run --addr "$durable" --mix mixed -c 8 -d 16 --ids 1000)
+    row "ceiling (durable baseline): mixed 8x16" "$(field calls_per_s <<<"$d")" \
+        "$(field calls_per_s <<<"$b")" "$(ratio "$(field calls_per_s <<<"$d")" "$(field calls_per_s <<<"$b")")" "bound"
+    d=$(run --addr "$durable" --mix create -c 64 -d 1 --ids 1000)
+    row "ceiling (durable baseline): create 64x1" "$(field calls_per_s <<<"$d")" "$commits" \
+        "$(ratio "$(field calls_per_s <<<"$d")" "$commits")" "bound"
 
     for spec in "64 1 1" "1 64 1" "4 1 100"; do
         read -r c d bsize <<<"$spec"

@@ -5,7 +5,10 @@
 //!   duration, verifying every answer (id, shape, no error) and printing calls/s, lines/s and
 //!   latency percentiles. Any wrong answer ends the run with exit status 1.
 //! - `baseline`: a server that answers every line with a fixed valid response, parsing only the
-//!   ids and method names: the ceiling the transport allows on this machine.
+//!   ids and method names: the ceiling the transport allows on this machine. With `--log DIR`
+//!   it also keeps groupd's durability rule: a write is answered only once its line is in a log
+//!   file and synced, many writes to a sync (group commit), answers in order: the ceiling that
+//!   durable acknowledgements allow on this disk, whatever the storage does besides.
 //! - `commit-rate`: one durable redb commit per create, in a loop: the rate group commit is
 //!   measured against.
 //! - `seed`: fills a database with N groups through groupd's own storage layer.
@@ -43,6 +46,9 @@ enum Command {
     Baseline {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Answer writes only once their lines are synced to a log file in this directory.
+        #[arg(long)]
+        log: Option<PathBuf>,
     },
     /// Measure one durable redb commit per create.
     CommitRate {
@@ -169,7 +175,11 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
-            Command::Baseline { listen } => baseline(listen).await,
+            Command::Baseline { listen, log: None } => baseline(listen).await,
+            Command::Baseline {
+                listen,
+                log: Some(dir),
+            } => durable_baseline(listen, &dir).await,
             Command::CommitRate { dir, seconds } => commit_rate(&dir, seconds),
             Command::Seed { db, groups } => seed(&db, groups).await,
             Command::Idle {
@@ -498,16 +508,27 @@ fn verify(line: &[u8], first: u64, kinds: &[Kind], batch: bool) -> Result<(), St
     Ok(())
 }
 
-/// The transport ceiling: reads lines, parses only ids and method names, answers at once.
-async fn baseline(listen: SocketAddr) -> Result<(), String> {
+/// Binds a baseline's listener and says where (the bench reads the address from stderr).
+async fn listen_for_baseline(listen: SocketAddr) -> Result<TcpListener, String> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("baseline listening on {local}");
+    Ok(listener)
+}
+
+async fn accept(listener: &TcpListener) -> Result<TcpStream, String> {
+    let (socket, _) = listener.accept().await.map_err(|e| e.to_string())?;
+    let _ = socket.set_nodelay(true);
+    Ok(socket)
+}
+
+/// The transport ceiling: reads lines, parses only ids and method names, answers at once.
+async fn baseline(listen: SocketAddr) -> Result<(), String> {
+    let listener = listen_for_baseline(listen).await?;
     loop {
-        let (socket, _) = listener.accept().await.map_err(|e| e.to_string())?;
-        let _ = socket.set_nodelay(true);
+        let socket = accept(&listener).await?;
         tokio::spawn(async move {
             let (read, write) = socket.into_split();
             let mut read = BufReader::new(read);
@@ -534,6 +555,136 @@ async fn baseline(listen: SocketAddr) -> Result<(), String> {
     }
 }
 
+/// Bytes of the durable baseline's log file: written once, then overwritten in a circle, so
+/// that its syncs overwrite blocks already allocated, as groupd's commit log does.
+const BASELINE_LOG_BYTES: usize = 8 << 20;
+
+/// The durable baseline's log: writes waiting for it, and the thread that writes and syncs them
+/// (all that waited during one sync share the next one).
+struct GroupLog {
+    pending: std::sync::Mutex<Pending>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl GroupLog {
+    fn start(dir: &std::path::Path) -> Result<Arc<GroupLog>, String> {
+        use std::os::unix::fs::FileExt;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("baseline-log-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = std::fs::remove_file(&path);
+        file.write_all_at(&vec![0; BASELINE_LOG_BYTES], 0)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("baseline log: {e}"))?;
+        let log = Arc::new(GroupLog {
+            pending: std::sync::Mutex::new(Pending::default()),
+            ready: std::sync::Condvar::new(),
+        });
+        let writer = Arc::clone(&log);
+        std::thread::Builder::new()
+            .name("baseline-log".into())
+            .spawn(move || writer.run(&file))
+            .map_err(|e| e.to_string())?;
+        Ok(log)
+    }
+
+    fn run(&self, file: &std::fs::File) {
+        use std::os::unix::fs::FileExt;
+        let mut at = 0;
+        loop {
+            let batch = {
+                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                while pending.waiters.is_empty() {
+                    pending = self.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+                }
+                std::mem::take(&mut *pending)
+            };
+            if at + batch.bytes.len() > BASELINE_LOG_BYTES {
+                at = 0;
+            }
+            let synced = file
+                .write_all_at(&batch.bytes, at as u64)
+                .and_then(|()| file.sync_data());
+            if let Err(e) = synced {
+                eprintln!("groupd-load: baseline log: {e}");
+                std::process::exit(1);
+            }
+            at += batch.bytes.len();
+            for waiter in batch.waiters {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// Returns once `bytes` are written and synced.
+    async fn append(&self, bytes: &[u8]) {
+        let (synced, wait) = tokio::sync::oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.bytes.extend_from_slice(bytes);
+            pending.waiters.push(synced);
+        }
+        self.ready.notify_one();
+        let _ = wait.await;
+    }
+}
+
+/// [`baseline`] with durable writes: reads every line already here, answers them with fixed
+/// answers, and when any of them writes, writes their lines to the log and waits for its sync
+/// before sending the answers (as groupd does with a round of pipelined requests).
+async fn durable_baseline(listen: SocketAddr, dir: &std::path::Path) -> Result<(), String> {
+    let log = GroupLog::start(dir)?;
+    let listener = listen_for_baseline(listen).await?;
+    loop {
+        let socket = accept(&listener).await?;
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let (read, mut write) = socket.into_split();
+            let mut read = BufReader::new(read);
+            let (mut line, mut out, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+            loop {
+                line.clear();
+                match read.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                loop {
+                    if canned_answer(&line, &mut out) {
+                        writes.extend_from_slice(&line);
+                    }
+                    if !read.buffer().contains(&b'\n') {
+                        break;
+                    }
+                    line.clear();
+                    if read.read_until(b'\n', &mut line).await.is_err() {
+                        break;
+                    }
+                }
+                if !writes.is_empty() {
+                    log.append(&writes).await;
+                    writes.clear();
+                }
+                if write.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+            }
+        });
+    }
+}
+
 #[derive(Deserialize)]
 struct IdAndMethod<'a> {
     #[serde(borrow)]
@@ -542,7 +693,8 @@ struct IdAndMethod<'a> {
     method: &'a str,
 }
 
-fn canned_answer(line: &[u8], out: &mut Vec<u8>) {
+/// Appends the fixed answer to `line`; whether it holds a write.
+fn canned_answer(line: &[u8], out: &mut Vec<u8>) -> bool {
     let text = std::str::from_utf8(line).unwrap_or("");
     let one = |out: &mut Vec<u8>, r: &IdAndMethod| {
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -556,9 +708,11 @@ fn canned_answer(line: &[u8], out: &mut Vec<u8>) {
         });
         out.push(b'}');
     };
+    let writes =
+        |r: &IdAndMethod| matches!(r.method, "createGroup" | "updateGroup" | "removeGroup");
     if text.trim_start().starts_with('[') {
         let Ok(all) = serde_json::from_str::<Vec<IdAndMethod>>(text) else {
-            return;
+            return false;
         };
         out.push(b'[');
         for (i, r) in all.iter().enumerate() {
@@ -568,9 +722,13 @@ fn canned_answer(line: &[u8], out: &mut Vec<u8>) {
             one(out, r);
         }
         out.extend_from_slice(b"]\n");
+        all.iter().any(writes)
     } else if let Ok(r) = serde_json::from_str::<IdAndMethod>(text) {
         one(out, &r);
         out.push(b'\n');
+        writes(&r)
+    } else {
+        false
     }
 }
 
