@@ -38,14 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for_addr() {
-    for _ in $(seq 1 3000); do
-        a=$(grep -o 'listening on [0-9.:]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f3 || true)
-        if [ -n "$a" ]; then echo "$a"; return; fi
-        sleep 0.01
-    done
-    echo "ab: a server did not start; log:" >&2; cat "$1" >&2; exit 1
-}
+source scripts/listening.sh
 rate() {
     "$load" run --quiet --warmup 1 --duration 3 --addr "$1" --ids 1000 "${@:2}" |
         sed -n 's/.*calls_per_s=\([0-9]*\).*/\1/p'

@@ -49,14 +49,7 @@ start_groupd() {
     pids+=("$server")
     addr=$(wait_for_addr "$work/$2.log")
 }
-wait_for_addr() {
-    for _ in $(seq 1 3000); do
-        a=$(grep -o 'listening on [0-9.:]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f3 || true)
-        if [ -n "$a" ]; then echo "$a"; return; fi
-        sleep 0.01
-    done
-    echo "server did not start; log:" >&2; cat "$1" >&2; exit 1
-}
+source scripts/listening.sh
 stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 run() { "$bin/groupd-load" run --quiet --warmup 1 --duration "$secs" "$@"; }
