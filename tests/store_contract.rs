@@ -152,6 +152,29 @@ async fn contract(store: &impl GroupStore) {
         "next id {} after {after}",
         state.next_id
     );
+    // Within one round, a call sees what the calls before it did to the same group: the name
+    // a rename gave up is free, a removed group is gone.
+    let round = vec![
+        rename(after, "R1"),
+        rename(after, "R2"),
+        create("R1"),
+        WriteOp::Remove { id: after },
+        rename(after, "R3"),
+    ];
+    let outcomes = store.write(round).await.expect("a durable round");
+    assert_eq!(
+        outcomes[..2],
+        [WriteOutcome::Applied, WriteOutcome::Applied]
+    );
+    assert!(
+        matches!(outcomes[2], WriteOutcome::Created(_)),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[3..], [WriteOutcome::Applied, MISSING]);
+    assert_eq!(get(store, after).await, None);
+    let names = names_in_order(store).await;
+    assert!(names.contains(&"R1".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n == "R2" || n == "R3"), "{names:?}");
 }
 
 /// Concurrent writers: every name goes to exactly one, every acknowledged create is readable at

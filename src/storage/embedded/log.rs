@@ -8,11 +8,12 @@
 //! mixed load (90% reads): 0.16–0.19 of the fixed-answer server with redb commits, 0.25–0.29
 //! with a log in a prototype, same run.
 //!
-//! How: the writer applies a round of calls to a redb transaction as before, appends the
-//! changes it made to the log as one record, syncs the log, and only then commits the
-//! transaction, without a sync (`Durability::None`), and answers. Now and then (the log holds
-//! [`CHECKPOINT_BYTES`], or writes pause) it makes a durable redb commit that records the last
-//! record it holds (`log_lsn` in `meta`) and starts the log again from its first byte. At open,
+//! How: the writer decides a round of calls against the groups in memory, appends the changes
+//! they made to the log as one record, syncs the log, and answers. The database gets the logged
+//! changes in batches, in transactions committed without a sync (`Durability::None`, see
+//! [`super::writer`]). Now and then (the log holds [`CHECKPOINT_BYTES`], or writes pause) the
+//! writer makes a durable redb commit that records the last record the database holds
+//! (`log_lsn` in `meta`) and starts the log again from its first byte. At open,
 //! the records after `log_lsn` are applied to the database in one durable commit (recovery);
 //! a clean close checkpoints and removes the log, so a stopped server leaves one file.
 //!
@@ -77,6 +78,73 @@ impl Entry {
     pub(super) fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+
+    /// Appends the changes of `later`, which come after these.
+    pub(super) fn extend(&mut self, later: &Entry) {
+        self.bytes.extend_from_slice(&later.bytes);
+    }
+
+    /// The changes, in the order they were made; `None` at the first that does not decode
+    /// (the writer's own entries always do; a record read back does when its CRC verified).
+    pub(super) fn changes(&self) -> Changes<'_> {
+        Changes { rest: &self.bytes }
+    }
+}
+
+/// A change as encoded in an [`Entry`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangeRef<'a> {
+    Put {
+        id: u64,
+        name: &'a str,
+        external_id: &'a str,
+    },
+    Remove {
+        id: u64,
+    },
+}
+
+/// The changes of an encoded entry, in order (see [`Entry::changes`]).
+pub(super) struct Changes<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Changes<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (self.rest.get(..n)?, self.rest.get(n..)?);
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+impl<'a> Iterator for Changes<'a> {
+    type Item = Option<ChangeRef<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let tag = *self.take(1)?.first()?;
+        let mut change = || {
+            let id = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
+            match tag {
+                PUT => Some(ChangeRef::Put {
+                    id,
+                    name: self.text()?,
+                    external_id: self.text()?,
+                }),
+                REMOVE => Some(ChangeRef::Remove { id }),
+                _ => None,
+            }
+        };
+        let change = change();
+        if change.is_none() {
+            self.rest = &[];
+        }
+        Some(change)
+    }
 }
 
 /// A change read back from the log.
@@ -110,8 +178,6 @@ pub(super) struct CommitLog {
     next_lsn: u64,
     /// Where the next record is written.
     at: u64,
-    /// Where the last record written starts.
-    last_at: u64,
     /// The end of bytes past `at` that may hold a record whose calls were answered with an
     /// error: recovery erases them before it reads the log, so that a failed call does not
     /// take effect when the database is reopened.
@@ -128,7 +194,6 @@ impl CommitLog {
             id: 0,
             next_lsn: 1,
             at: 0,
-            last_at: 0,
             unsure_end: None,
             len,
             buffer: Vec::new(),
@@ -178,17 +243,9 @@ impl CommitLog {
             self.unsure_end = self.unsure_end.max(Some(end));
             return written;
         }
-        (self.last_at, self.at) = (self.at, end);
+        self.at = end;
         self.next_lsn += 1;
         Ok(())
-    }
-
-    /// Takes back the last record appended: its round failed after all (the transaction did
-    /// not commit), and its calls are answered with an error.
-    pub(super) fn retract(&mut self) {
-        self.unsure_end = self.unsure_end.max(Some(self.at));
-        self.at = self.last_at;
-        self.next_lsn -= 1;
     }
 
     /// Overwrites with zeros, and syncs, the bytes that may hold a record of a failed round.
@@ -249,35 +306,27 @@ fn read_at(log: &[u8], at: u64, id: u64) -> Option<(Record, u64)> {
 }
 
 fn decode(payload: &[u8]) -> Option<(u64, Vec<Logged>)> {
-    let mut rest = payload;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        rest = tail;
-        Some(head)
+    let next_id = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let changes = Changes {
+        rest: payload.get(8..)?,
     };
-    let long = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let next_id = long(take(8)?);
-    let mut changes = Vec::new();
-    while let Some(tag) = take(1) {
-        let id = long(take(8)?);
-        match tag[0] {
-            PUT => {
-                let mut text = || -> Option<String> {
-                    let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-                    String::from_utf8(take(n)?.to_vec()).ok()
-                };
-                let (name, external_id) = (text()?, text()?);
-                changes.push(Logged::Put {
+    let logged = changes
+        .map(|change| {
+            Some(match change? {
+                ChangeRef::Put {
                     id,
                     name,
                     external_id,
-                });
-            }
-            REMOVE => changes.push(Logged::Remove { id }),
-            _ => return None,
-        }
-    }
-    Some((next_id, changes))
+                } => Logged::Put {
+                    id,
+                    name: name.to_owned(),
+                    external_id: external_id.to_owned(),
+                },
+                ChangeRef::Remove { id } => Logged::Remove { id },
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((next_id, logged))
 }
 
 /// The records of log `id` numbered after `after`, in order; `Err` with the byte where the log
@@ -600,26 +649,5 @@ mod tests {
         let mut log = log_on(&disk);
         append(&mut log, 1, "a");
         assert!(scan(&disk, ID + 1, 0, false).unwrap().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_retracted_record_is_erased_before_it_could_be_applied() {
-        let disk = Shared::default();
-        let mut log = log_on(&disk);
-        append(&mut log, 1, "a");
-        append(&mut log, 2, "failed");
-        log.retract();
-        assert_eq!(log.last_lsn(), 1);
-        log.erase_unsure().unwrap();
-        assert_eq!(
-            names(&scan(&disk, ID, 0, false).unwrap().unwrap()),
-            [(1, "a".into())]
-        );
-        // The next record takes its place and its number.
-        append(&mut log, 2, "b");
-        assert_eq!(
-            names(&scan(&disk, ID, 0, false).unwrap().unwrap()),
-            [(1, "a".into()), (2, "b".into())]
-        );
     }
 }

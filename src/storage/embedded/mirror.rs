@@ -115,6 +115,15 @@ impl Change {
     pub fn remove(id: u64) -> Change {
         Change { id, row: None }
     }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The group's name and external id after the change; `None` when it removed the group.
+    pub fn text(&self) -> Option<(&str, &str)> {
+        self.row.as_ref().map(Row::text)
+    }
 }
 
 impl Mirror {
@@ -174,6 +183,18 @@ impl Mirror {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Every group, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = GroupRef<'_>> {
+        self.slots.iter().filter(|s| s.id != EMPTY).map(|slot| {
+            let (name, external_id) = slot.row.text();
+            GroupRef {
+                id: slot.id,
+                name,
+                external_id,
+            }
+        })
     }
 
     pub fn reserve(&mut self, additional: usize) {
@@ -385,6 +406,9 @@ mod tests {
                 }
                 proptest::prop_assert_eq!(mirror.len(), model.len());
             }
+            let listed: std::collections::HashMap<u64, String> =
+                mirror.iter().map(|g| (g.id, g.name.to_owned())).collect();
+            proptest::prop_assert_eq!(&listed, &model);
             for id in 0..64 {
                 proptest::prop_assert_eq!(mirror.get(id).map(|g| g.name), model.get(&id).map(String::as_str));
             }

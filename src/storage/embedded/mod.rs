@@ -20,22 +20,25 @@
 //! by dropping the table.
 //!
 //! In memory, built by the writer from `groups` when the store opens, before its first commit:
-//! - the name index, which only the writer uses;
+//! - the name index and the id counter, which only the writer uses;
 //! - a mirror of every group by id ([`mirror`]), which `getGroup` reads. The writer applies each
 //!   commit's changes to it once the commit is durable, before it answers anyone. Until it is
 //!   loaded (under a second for a million groups), reads use the snapshot below.
 //!
-//! `getAllGroups` reads a shared MVCC snapshot (a redb read transaction with its table open)
-//! that the writer replaces after every commit, before it answers: reads never wait for a
-//! write, skip the cost of opening a transaction and a table per call, and still see every
-//! write acknowledged before them. Writes go to one writer thread
-//! that commits whatever has queued up in one transaction (group commit: one fsync for many
-//! calls: durable by one record in the commit log, [`log`]) and answers each caller only after
-//! that commit is durable. One failing call (a taken
-//! name) changes nothing and does not affect the others; a failing *commit* fails every call in it.
+//! Writes go to one writer thread that decides whatever has queued up against the groups in
+//! memory and makes it durable with one record in the commit log (group commit: one fsync for
+//! many calls, [`log`]), and answers each caller only after that. One failing call (a taken
+//! name) changes nothing and does not affect the others; a failing *commit* fails every call in
+//! it. The database file gets the logged changes in batches ([`writer`]).
+//!
+//! `getAllGroups` and dumps read a shared MVCC snapshot of the database (a redb read
+//! transaction with its table open), replaced whenever the database gets a batch: reads skip the
+//! cost of opening a transaction and a table per call. When the log holds acknowledged changes
+//! the database does not yet, they first ask the writer to apply them ([`Store::catch_up`]), so
+//! they see every write acknowledged before them.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -111,6 +114,57 @@ impl Snapshot {
     }
 }
 
+/// Groups copied out for a listing in name order: their text in one buffer.
+struct Listing {
+    text: String,
+    all: Vec<Listed>,
+}
+
+/// A group in [`Listing::text`]: its id, where its name starts, and the lengths of its name
+/// and external id (u32: both are at most a few hundred bytes).
+struct Listed {
+    id: u64,
+    start: usize,
+    name_len: u32,
+    external_id_len: u32,
+}
+
+impl Listing {
+    fn with_room(groups: usize) -> Listing {
+        Listing {
+            text: String::new(),
+            all: Vec::with_capacity(groups),
+        }
+    }
+
+    fn push(&mut self, group: GroupRef<'_>) -> Result<(), redb::Error> {
+        let too_long = || redb::Error::Corrupted(format!("group {} is too long", group.id));
+        self.all.push(Listed {
+            id: group.id,
+            start: self.text.len(),
+            name_len: u32::try_from(group.name.len()).map_err(|_| too_long())?,
+            external_id_len: u32::try_from(group.external_id.len()).map_err(|_| too_long())?,
+        });
+        self.text.push_str(group.name);
+        self.text.push_str(group.external_id);
+        Ok(())
+    }
+
+    /// Shows the groups to `look` in name order.
+    fn show(mut self, mut look: impl FnMut(GroupRef<'_>)) {
+        let text = &self.text;
+        let split = |e: &Listed| {
+            let name_end = e.start + e.name_len as usize;
+            let end = name_end + e.external_id_len as usize;
+            (&text[e.start..name_end], &text[name_end..end])
+        };
+        self.all.sort_unstable_by(|a, b| split(a).0.cmp(split(b).0));
+        for entry in &self.all {
+            look(GroupRef::from_row(entry.id, split(entry)));
+        }
+    }
+}
+
 /// What the store and its writer thread share.
 struct Shared {
     /// Every committed group by id; `None` while the writer loads it.
@@ -128,6 +182,9 @@ struct Shared {
     probe: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
     /// Removes the commit log, once a clean close has checkpointed it.
     remove_log: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    /// Whether the log holds acknowledged changes the database (and so `snapshot`) does not
+    /// yet: a reader of the database first asks the writer to apply them ([`Store::catch_up`]).
+    behind: AtomicBool,
     /// Durable commits made, and the calls they held.
     commits: AtomicU64,
     committed_calls: AtomicU64,
@@ -231,15 +288,18 @@ impl Shared {
         Ok(())
     }
 
-    /// Builds the mirror and the name index from the database as it is now. Called by the
-    /// writer, so no commit can slip between the load and the first change applied to them.
-    /// `None` when the database cannot be read; reads then use the snapshot, and writes fail
-    /// until a load succeeds.
-    fn load(&self) -> Option<NameIndex> {
+    /// Builds the mirror, the name index and the id counter from the database as it is now.
+    /// Called by the writer before it commits anything (the database then holds every
+    /// acknowledged change), so no commit can slip between the load and the first change
+    /// applied to them. `None` when the database cannot be read; reads then use the snapshot,
+    /// and writes fail until a load succeeds.
+    fn load(&self) -> Option<(NameIndex, u64)> {
         self.set_mirror(None);
         let started = Instant::now();
-        let load = || -> Result<(Mirror, NameIndex), redb::Error> {
-            let groups = self.db()?.begin_read()?.open_table(GROUPS)?;
+        let load = || -> Result<(Mirror, NameIndex, u64), redb::Error> {
+            let read = self.db()?.begin_read()?;
+            let groups = read.open_table(GROUPS)?;
+            let next_id = schema::next_id(&groups, &read.open_table(schema::META)?)?;
             let count = usize::try_from(groups.len()?).unwrap_or(0);
             let (mut mirror, mut names) = (Mirror::default(), NameIndex::default());
             mirror.reserve(count);
@@ -250,14 +310,14 @@ impl Shared {
                 mirror.put(id.value(), name, external_id);
                 names.insert(name, id.value());
             }
-            Ok((mirror, names))
+            Ok((mirror, names, next_id))
         };
         match contained("the load into memory", load) {
-            Ok((mirror, names)) => {
+            Ok((mirror, names, next_id)) => {
                 let (groups, ms) = (mirror.len(), started.elapsed().as_millis());
                 self.set_mirror(Some(mirror));
                 tracing::debug!(groups, ms, "groups loaded into memory");
-                Some(names)
+                Some((names, next_id))
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the groups into memory");
@@ -298,49 +358,41 @@ impl Shared {
         drop(old);
     }
 
-    /// [`Store::view_all`]; also run on a blocking thread by [`GroupStore::visit_all`].
-    fn view_all(&self, mut look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
-        /// A group in `text`: its id, where its name starts, and the lengths of its name and
-        /// external id (u32: both are at most a few hundred bytes).
-        struct Entry {
-            id: u64,
-            start: usize,
-            name_len: u32,
-            external_id_len: u32,
+    /// Shows every group to `look`, in name order (by the UTF-8 bytes of the name), as the
+    /// database's snapshot holds them, or with `in_memory` as the mirror does (when the
+    /// database could not be brought up to date). Run on a blocking thread by
+    /// [`GroupStore::visit_all`]. The groups are copied out into one buffer and sorted here:
+    /// no index on disk to keep up per write, and two allocations for any number of groups.
+    fn view_all(&self, in_memory: bool, look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
+        if in_memory
+            && let Ok(mirror) = self.mirror.read()
+            && let Some(mirror) = mirror.as_ref()
+        {
+            let mut listing = Listing::with_room(mirror.len());
+            mirror
+                .iter()
+                .try_for_each(|group| listing.push(group))
+                .inspect_err(|e| {
+                    self.distrust(e);
+                })?;
+            listing.show(look);
+            return Ok(());
         }
         let snapshot = self.snapshot()?;
         let copied = contained("a read", move || {
-            let count = usize::try_from(snapshot.groups.len()?).unwrap_or(0);
-            let (mut text, mut all) = (String::new(), Vec::with_capacity(count));
+            let mut listing =
+                Listing::with_room(usize::try_from(snapshot.groups.len()?).unwrap_or(0));
             for entry in snapshot.groups.iter()? {
                 let (id, row) = entry?;
-                let (name, external_id) = row.value();
-                let too_long =
-                    || redb::Error::Corrupted(format!("group {} is too long", id.value()));
-                all.push(Entry {
-                    id: id.value(),
-                    start: text.len(),
-                    name_len: u32::try_from(name.len()).map_err(|_| too_long())?,
-                    external_id_len: u32::try_from(external_id.len()).map_err(|_| too_long())?,
-                });
-                text.push_str(name);
-                text.push_str(external_id);
+                listing.push(GroupRef::from_row(id.value(), row.value()))?;
             }
             drop(snapshot);
-            Ok((text, all))
+            Ok(listing)
         });
-        let (text, mut all) = copied.inspect_err(|e| {
+        let listing = copied.inspect_err(|e| {
             self.distrust(e);
         })?;
-        let split = |e: &Entry| {
-            let name_end = e.start + e.name_len as usize;
-            let end = name_end + e.external_id_len as usize;
-            (&text[e.start..name_end], &text[name_end..end])
-        };
-        all.sort_unstable_by(|a, b| split(a).0.cmp(split(b).0));
-        for entry in &all {
-            look(GroupRef::from_row(entry.id, split(entry)));
-        }
+        listing.show(look);
         Ok(())
     }
 
@@ -476,6 +528,7 @@ impl Store {
             reopen: Box::new(open),
             probe: Box::new(probe),
             remove_log: Box::new(remove_log),
+            behind: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             committed_calls: AtomicU64::new(0),
             fault: Mutex::new(None),
@@ -566,13 +619,6 @@ impl Store {
         Ok(())
     }
 
-    /// Shows every group to `look`, in name order (by the UTF-8 bytes of the name). The groups
-    /// are copied out of one snapshot into one buffer and sorted here: no index on disk to keep
-    /// up per write, and two allocations for any number of groups.
-    pub fn view_all(&self, look: impl FnMut(GroupRef<'_>)) -> Result<(), StoreError> {
-        self.shared.view_all(look)
-    }
-
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             commits: self.shared.commits.load(Ordering::Relaxed),
@@ -580,24 +626,46 @@ impl Store {
         }
     }
 
-    /// Every group, in name order.
-    pub fn all(&self) -> Result<Vec<Group>, StoreError> {
+    /// Every group, in name order, as [`GroupStore::visit_all`] shows them.
+    pub async fn all(&self) -> Result<Vec<Group>, StoreError> {
+        let in_memory = self.catch_up().await.is_err();
         let mut all = Vec::new();
-        self.view_all(|group| all.push(group.to_owned()))?;
+        self.shared
+            .view_all(in_memory, |group| all.push(group.to_owned()))?;
         Ok(all)
     }
 
     /// Applies `ops` in order, in one commit shared with whatever else is queued, and returns
     /// once that commit is durable.
     pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.submit(ops, false).await
+    }
+
+    /// Returns once the database (and its read snapshot) holds every change acknowledged
+    /// before the call: at once when it already does, else after the writer has applied them.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        if !self.shared.behind.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.submit(Vec::new(), true).await.map(drop)
+    }
+
+    async fn submit(
+        &self,
+        ops: Vec<WriteOp>,
+        catch_up: bool,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
         if let Some(fault) = self.shared.fault() {
             return Err(StoreError::Untrusted(fault));
         }
         let (reply, answer) = oneshot::channel();
+        let job = Job {
+            ops,
+            reply,
+            catch_up,
+        };
         let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs
-                .as_ref()
-                .is_some_and(|tx| tx.send(Job { ops, reply }).is_ok()),
+            Ok(jobs) => jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok()),
             Err(_) => false,
         };
         if !sent {
@@ -632,8 +700,10 @@ impl Store {
     }
 
     /// One committed state of every group and the id counter, for an online dump: read from one
-    /// redb read transaction, so writes go on meanwhile and nothing waits for it.
-    pub fn dump_snapshot(&self) -> Result<Dumpable, StoreError> {
+    /// redb read transaction, so writes go on meanwhile and nothing waits for it. It holds
+    /// every write acknowledged before the call (or the call fails).
+    pub async fn dump_snapshot(&self) -> Result<Dumpable, StoreError> {
+        self.catch_up().await?;
         let db = self.shared.db()?;
         let snapshot = contained("a dump", || Dumpable::open(&db));
         Ok(snapshot.inspect_err(|e| {
@@ -662,17 +732,20 @@ impl GroupStore for Store {
         self.view_each(ids, look)
     }
 
+    /// From the database's snapshot, brought up to date first; from the mirror when it could
+    /// not be (after a storage failure), which holds every acknowledged write too.
     async fn visit_all<V: Visitor>(&self, mut visitor: V) -> Result<V, StoreError> {
+        let in_memory = self.catch_up().await.is_err();
         let shared = Arc::clone(&self.shared);
         off_the_runtime(move || {
-            shared.view_all(|group| visitor.group(group))?;
+            shared.view_all(in_memory, |group| visitor.group(group))?;
             Ok(visitor)
         })
         .await
     }
 
     async fn visit_dump<V: Visitor>(&self, mut visitor: V) -> Result<V, StoreError> {
-        let snapshot = self.dump_snapshot()?;
+        let snapshot = self.dump_snapshot().await?;
         off_the_runtime(move || {
             visitor.begin(StateInfo {
                 groups: snapshot.len(),
@@ -770,13 +843,13 @@ mod tests {
             store
                 .view_each(&[2, 3, 1], |i, g| each.push((i, g.map(GroupRef::to_owned))))
                 .unwrap();
-            (store.get(1).unwrap(), each, store.all().unwrap())
+            (store.get(1).unwrap(), each)
         };
-        let from_mirror = read(&store);
+        let from_mirror = (read(&store), store.all().await.unwrap());
         assert!(store.shared.mirror.read().unwrap().is_some());
         store.shared.set_mirror(None);
-        assert_eq!(read(&store), from_mirror);
-        let (one, each, all) = from_mirror;
+        assert_eq!((read(&store), store.all().await.unwrap()), from_mirror);
+        let ((one, each), all) = from_mirror;
         assert_eq!(one.map(|g| g.name), Some("b".to_string()));
         let names: Vec<_> = each
             .iter()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-use super::mirror::IdHashing;
+use super::mirror::{IdHashing, Mirror};
 
 #[derive(Default)]
 pub struct NameIndex {
@@ -89,6 +89,16 @@ impl NameIndex {
 
     pub fn reserve(&mut self, additional: usize) {
         self.by_hash.reserve(additional);
+    }
+
+    /// The names of the groups in `mirror`.
+    pub fn of(mirror: &Mirror) -> NameIndex {
+        let mut index = NameIndex::default();
+        index.reserve(mirror.len());
+        for group in mirror.iter() {
+            index.insert(group.name, group.id);
+        }
+        index
     }
 }
 
