@@ -160,6 +160,40 @@ pub(super) enum Logged {
     },
 }
 
+impl Logged {
+    fn as_ref(&self) -> ChangeRef<'_> {
+        match self {
+            Logged::Put {
+                id,
+                name,
+                external_id,
+            } => ChangeRef::Put {
+                id: *id,
+                name,
+                external_id,
+            },
+            Logged::Remove { id } => ChangeRef::Remove { id: *id },
+        }
+    }
+}
+
+/// Makes `groups` hold `change`: the one way a logged change reaches the database, whether at
+/// recovery or when the writer brings the database up to date.
+pub(super) fn apply(
+    groups: &mut redb::Table<u64, (&'static str, &'static str)>,
+    change: ChangeRef<'_>,
+) -> Result<(), redb::Error> {
+    match change {
+        ChangeRef::Put {
+            id,
+            name,
+            external_id,
+        } => groups.insert(id, (name, external_id)).map(drop)?,
+        ChangeRef::Remove { id } => groups.remove(id).map(drop)?,
+    }
+    Ok(())
+}
+
 /// One record read back from the log.
 #[derive(Debug)]
 pub(super) struct Record {
@@ -462,18 +496,7 @@ pub(super) fn recover(
             let mut next_id = meta.get(NEXT_ID_KEY)?.map_or(1, |v| v.value());
             for record in &records {
                 for change in &record.changes {
-                    match change {
-                        Logged::Put {
-                            id,
-                            name,
-                            external_id,
-                        } => {
-                            groups.insert(id, (name.as_str(), external_id.as_str()))?;
-                        }
-                        Logged::Remove { id } => {
-                            groups.remove(id)?;
-                        }
-                    }
+                    apply(&mut groups, change.as_ref())?;
                 }
                 next_id = next_id.max(record.next_id);
             }

@@ -20,7 +20,7 @@ use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
 use super::contain::contained;
-use super::log::{CHECKPOINT_BYTES, ChangeRef, CommitLog, Entry, Recovered, checkpoint, recover};
+use super::log::{CHECKPOINT_BYTES, CommitLog, Entry, Recovered, apply, checkpoint, recover};
 use super::mirror::{Change, IdHashing, Mirror};
 use super::names::NameIndex;
 use super::schema::{GROUPS, META, NEXT_ID_KEY};
@@ -342,23 +342,10 @@ fn apply_changes(db: &Database, unapplied: &Unapplied, next_id: u64) -> Result<(
     {
         let mut groups = txn.open_table(GROUPS)?;
         for change in unapplied.entry.changes() {
-            match change {
-                Some(ChangeRef::Put {
-                    id,
-                    name,
-                    external_id,
-                }) => {
-                    groups.insert(id, (name, external_id))?;
-                }
-                Some(ChangeRef::Remove { id }) => {
-                    groups.remove(id)?;
-                }
-                None => {
-                    return Err(redb::Error::Corrupted(
-                        "the writer's own changes do not decode".into(),
-                    ));
-                }
-            }
+            let change = change.ok_or_else(|| {
+                redb::Error::Corrupted("the writer's own changes do not decode".into())
+            })?;
+            apply(&mut groups, change)?;
         }
         if unapplied.removed {
             txn.open_table(META)?.insert(NEXT_ID_KEY, next_id)?;
