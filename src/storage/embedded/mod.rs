@@ -396,7 +396,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Called by the writer after each commit, before anyone is told of it.
+    /// Called by the writer once the database holds a batch of logged changes (and after a
+    /// reopen), before a reader waiting for that batch is answered.
     fn refresh(&self) {
         let opened = self
             .db()
@@ -827,8 +828,8 @@ mod tests {
         );
     }
 
-    /// Until the mirror is loaded (and while it is rebuilt after a failed commit) reads are
-    /// answered from the redb snapshot, with the same answers.
+    /// Until the mirror is loaded (at start) reads are answered from the redb snapshot, with
+    /// the same answers once the database holds every acknowledged write.
     #[tokio::test]
     async fn reads_without_the_mirror_come_from_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
