@@ -74,7 +74,8 @@ measure_pair() {
 }
 
 rows=()
-row() { rows+=("$(printf '| %-44s | %14s | %14s | %7s | %-8s |' "$@")"); }
+format_row() { printf '| %-44s | %14s | %14s | %7s | %-8s |' "$@"; }
+row() { rows+=("$(format_row "$@")"); }
 
 # The redb rows at 1,000 groups; sets $get_small for the 1M rows.
 redb_rows() {
@@ -101,6 +102,8 @@ redb_rows() {
 
     commit_rate() { "$bin/groupd-load" commit-rate --dir "$work" --seconds "$secs" | field commits_per_s; }
     commits_before=$(commit_rate)
+    local commit_row=${#rows[@]}
+    row "one durable redb commit per create (calls/s)" # filled in after the create rows
 
     measure_pair "$addr" "$base" --mix get -c 8 -d 16 --ids 1000
     get_small=$g_rate
@@ -118,26 +121,23 @@ redb_rows() {
     row "ceiling (durable baseline): mixed 8x16" "$d" "$b_rate" "$(ratio "$d" "$b_rate")" "bound"
     ceiling_64x1=$(run --addr "$durable" --mix create -c 64 -d 1 --ids 1000 | field calls_per_s)
 
-    local creates=()
-    for spec in "64 1 1" "1 64 1" "4 1 100"; do
+    # The create rows are measured first and printed once the commit rate is measured again.
+    local specs=("64 1 1" "1 64 1" "4 1 100") creates=() i
+    for spec in "${specs[@]}"; do
         read -r c d bsize <<<"$spec"
         creates+=("$(run --addr "$addr" --mix create -c "$c" -d "$d" -b "$bsize" --ids 1000 | field calls_per_s)")
     done
     commits=$(higher "$commits_before" "$(commit_rate)")
-    # Printed here, after the rows above it in the table, once both measurements are in.
-    rows=("${rows[@]:0:1}" "$(printf '| %-44s | %14s | %14s | %7s | %-8s |' \
-        "one durable redb commit per create (calls/s)" "-" "$commits" "1" "baseline")" "${rows[@]:1}")
+    rows[commit_row]=$(format_row "one durable redb commit per create (calls/s)" "-" "$commits" "1" "baseline")
     row "ceiling (durable baseline): create 64x1" "$ceiling_64x1" "$commits" \
         "$(ratio "$ceiling_64x1" "$commits")" "bound"
-    local i=0
-    for spec in "64 1 1" "1 64 1" "4 1 100"; do
-        read -r c d bsize <<<"$spec"
-        target=$(case "$spec" in "64 1 1") echo ">= 20";; "1 64 1") echo ">= 10";; *) echo ">= 50";; esac)
+    for i in "${!specs[@]}"; do
+        read -r c d bsize <<<"${specs[$i]}"
+        target=$(case "${specs[$i]}" in "64 1 1") echo ">= 20";; "1 64 1") echo ">= 10";; *) echo ">= 50";; esac)
         label="createGroup ${c}x${d}"
         if [ "$bsize" -gt 1 ]; then label="$label, batches of $bsize"; fi
         label="$label (calls/s)"
         row "$label" "${creates[$i]}" "$commits" "$(ratio "${creates[$i]}" "$commits")" "$target"
-        i=$((i + 1))
     done
 
     g=$(run --addr "$addr" --mix get -c 8 -d 1 --ids 1000)
